@@ -1,0 +1,1 @@
+//! pullproof-emulator
