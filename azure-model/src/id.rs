@@ -36,7 +36,7 @@ impl ResourceId {
         if !segs[0].eq_ignore_ascii_case("subscriptions") && !segs[0].eq_ignore_ascii_case("providers") {
             return Err(err("it must start with `/subscriptions/` or `/providers/`"));
         }
-        if segs.len() % 2 != 0 && segs.iter().all(|s| !s.eq_ignore_ascii_case("providers")) {
+        if !segs.len().is_multiple_of(2) && segs.iter().all(|s| !s.eq_ignore_ascii_case("providers")) {
             return Err(err("it has a segment without a value"));
         }
         Ok(Self(id.trim_end_matches('/').to_string()))
