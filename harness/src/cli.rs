@@ -1,0 +1,270 @@
+//! The command line: argument parsing and output. The work is done by the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pullproof::catalog::{Catalog, Layout};
+use pullproof::diagnostic::Diagnostic;
+use pullproof::plan::RunPlan;
+use pullproof::scenario::{self, BackendKind};
+
+/// Proves that an image-pull diagnosis engine names the right cause on AKS + ACR.
+#[derive(Parser)]
+#[command(name = "pullproof", version, about, propagate_version = true)]
+struct Cli {
+    /// Project root (holding scenarios/ and fixtures/); default: found from the current directory.
+    #[arg(long, global = true, env = "PULLPROOF_ROOT")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List scenarios: name, cause, tags, backends.
+    List(Select),
+    /// Check scenario and baseline files (all, or the selected ones).
+    Validate(Select),
+    /// Show what running a scenario does, phase by phase, without doing anything.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        /// The backend to plan for.
+        #[arg(long, short, value_enum, default_value = "host")]
+        backend: Backend,
+    },
+    /// Print or check the generated JSON Schemas.
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, default_value = "scenario")]
+        which: SchemaKind,
+        /// Write it to its file in the tree instead of printing it.
+        #[arg(long, conflicts_with = "check")]
+        write: bool,
+        /// Fail if the file in the tree is stale.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct Select {
+    /// Scenario names or globs (`vnet-*`); none selects all.
+    names: Vec<String>,
+    /// Only scenarios with this tag (repeatable: all must match).
+    #[arg(long = "tag", short)]
+    tags: Vec<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    Host,
+    Kind,
+    Aks,
+}
+
+impl From<Backend> for BackendKind {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Host => BackendKind::Host,
+            Backend::Kind => BackendKind::Kind,
+            Backend::Aks => BackendKind::Aks,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    /// scenarios/schema.json
+    Scenario,
+    /// fixtures/baselines/schema.json
+    Baseline,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let layout = match &cli.root {
+        Some(root) => Layout::under(root),
+        None => Layout::discover(),
+    };
+    match run(cli.command, &layout) {
+        Ok(code) => code,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("error: {d}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
+    match command {
+        Command::List(sel) => {
+            let catalog = Catalog::load(layout);
+            report_diagnostics(&catalog.diagnostics);
+            let entries = catalog.select(&sel.names, &sel.tags).map_err(|d| vec![d])?;
+            if sel.output == Output::Json {
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "name": e.scenario.name, "cause": e.scenario.cause, "tags": e.scenario.tags,
+                            "backends": e.scenario.backends, "baseline": e.scenario.baseline,
+                            "fault": e.scenario.fault.kind(), "findings": e.scenario.expect.findings,
+                            "file": e.path,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            } else {
+                let rows: Vec<[String; 4]> = entries
+                    .iter()
+                    .map(|e| {
+                        let backends: Vec<&str> = e.scenario.backends.iter().map(|b| b.as_str()).collect();
+                        [
+                            e.scenario.name.clone(),
+                            e.scenario.cause.clone(),
+                            e.scenario.tags.join(","),
+                            backends.join(","),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(["SCENARIO", "CAUSE", "TAGS", "BACKENDS"], &rows));
+            }
+            Ok(if catalog.diagnostics.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::Validate(sel) => {
+            let catalog = Catalog::load(layout);
+            // Selecting only narrows what is reported as valid; broken files are always errors.
+            let selected = if catalog.diagnostics.is_empty() || !sel.names.is_empty() || !sel.tags.is_empty() {
+                catalog.select(&sel.names, &sel.tags).unwrap_or_default()
+            } else {
+                catalog.entries.iter().collect()
+            };
+            let diags: Vec<&Diagnostic> = catalog
+                .diagnostics
+                .iter()
+                .filter(|d| {
+                    sel.names.is_empty()
+                        || d.file
+                            .as_ref()
+                            .and_then(|f| f.file_stem())
+                            .and_then(|s| s.to_str())
+                            .is_some_and(|stem| sel.names.iter().any(|p| pullproof::catalog::glob_match(p, stem)))
+                        || d.file.as_ref().is_some_and(|f| f.starts_with(&layout.baselines))
+                })
+                .collect();
+            if sel.output == Output::Json {
+                let out = serde_json::json!({
+                    "valid": selected.iter().map(|e| &e.scenario.name).collect::<Vec<_>>(),
+                    "errors": diags.iter().map(|d| serde_json::json!({
+                        "file": d.file, "line": d.line, "column": d.column, "message": d.message, "hint": d.hint,
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                for d in &diags {
+                    eprintln!("error: {d}");
+                }
+                println!("{} scenario(s) valid, {} error(s)", selected.len(), diags.len());
+            }
+            Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::Plan { select, backend } => {
+            let catalog = Catalog::load(layout);
+            let entries = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?;
+            let backend = BackendKind::from(backend);
+            let plans: Vec<RunPlan> = entries.iter().map(|e| RunPlan::new(e, backend)).collect();
+            let unsupported: Vec<&str> = entries
+                .iter()
+                .filter(|e| !e.scenario.backends.contains(&backend))
+                .map(|e| e.scenario.name.as_str())
+                .collect();
+            if select.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&plans).unwrap_or_default());
+            } else {
+                for (i, p) in plans.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print!("{}", p.render_text());
+                }
+            }
+            for name in &unsupported {
+                eprintln!("warning: scenario {name} does not support backend {backend}: a run would skip it");
+            }
+            report_diagnostics(&catalog.diagnostics);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { which, write, check } => {
+            let (text, path) = match which {
+                SchemaKind::Scenario => (scenario::schema_json(), layout.scenarios.join("schema.json")),
+                SchemaKind::Baseline => (scenario::baseline_schema_json(), layout.baselines.join("schema.json")),
+            };
+            if write {
+                std::fs::write(&path, &text)
+                    .map_err(|e| vec![Diagnostic::new(format!("cannot write {}: {e}", path.display()))])?;
+                eprintln!("wrote {}", path.display());
+            } else if check {
+                let current = std::fs::read_to_string(&path).unwrap_or_default();
+                if current != text {
+                    return Err(vec![
+                        Diagnostic::new(format!("{} is stale", path.display()))
+                            .hint("run `just schema` (pullproof schema --write) and commit the result"),
+                    ]);
+                }
+                eprintln!("{} is up to date", path.display());
+            } else {
+                print!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("error: {d}");
+    }
+}
+
+/// A left-aligned text table whose last column wraps at nothing (terminals handle it).
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count().min(70));
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                l.push_str(c);
+            } else {
+                let shown: String =
+                    if c.chars().count() > 70 { c.chars().take(67).chain("...".chars()).collect() } else { c.clone() };
+                l.push_str(&format!("{shown:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.iter().map(|s| s.to_string()).collect(), &mut out);
+    for r in rows {
+        line(r.to_vec(), &mut out);
+    }
+    out
+}
