@@ -1,0 +1,309 @@
+//! The client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{RestError, TokenSource};
+
+/// HTTP methods the client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// Read.
+    Get,
+    /// Create or replace.
+    Put,
+    /// Partial update.
+    Patch,
+    /// Actions (`listCredentials`, `resetServicePrincipalProfile`, Graph creates).
+    Post,
+    /// Delete.
+    Delete,
+}
+
+impl Method {
+    fn reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reqwest().as_str())
+    }
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    base: String,
+    scope: String,
+    token: Option<Arc<dyn TokenSource>>,
+    ca_pem: Vec<String>,
+    max_retries: u32,
+    backoff: Duration,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// Trust this PEM CA bundle in addition to the system roots (the emulator's CA).
+    pub fn trust_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+
+    /// The token source.
+    pub fn token_source(mut self, token: Arc<dyn TokenSource>) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// How many times to retry 429/5xx answers and transport errors (default 4).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// The first backoff delay (default 500 ms; doubles each retry).
+    pub fn backoff(mut self, d: Duration) -> Self {
+        self.backoff = d;
+        self
+    }
+
+    /// Use this HTTP client as is (its TLS settings win over [`ClientBuilder::trust_pem`]).
+    pub fn http(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, RestError> {
+        let http = match self.http {
+            Some(h) => h,
+            None => http_client(&self.ca_pem)?,
+        };
+        let token = self.token.ok_or_else(|| RestError::Config("no token source configured".into()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base: self.base.trim_end_matches('/').to_string(),
+                scope: self.scope,
+                token,
+                max_retries: self.max_retries,
+                backoff: self.backoff,
+                sent: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// A reqwest client that trusts the given PEM CAs besides the system roots.
+pub fn http_client(ca_pem: &[String]) -> Result<reqwest::Client, RestError> {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60)).connect_timeout(Duration::from_secs(10));
+    for pem in ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| RestError::Config(format!("bad CA PEM: {e}")))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(|e| RestError::Config(e.to_string()))
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    scope: String,
+    token: Arc<dyn TokenSource>,
+    max_retries: u32,
+    backoff: Duration,
+    sent: AtomicU64,
+}
+
+/// A REST client for one service (ARM or Graph). Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// A builder for a service at `base` (e.g. [`crate::ARM_ENDPOINT`]) whose tokens have `scope`.
+    pub fn builder(base: impl Into<String>, scope: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base: base.into(),
+            scope: scope.into(),
+            token: None,
+            ca_pem: Vec::new(),
+            max_retries: 4,
+            backoff: Duration::from_millis(500),
+            http: None,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// How many HTTP requests this client (and its clones) has sent, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
+    }
+
+    /// The underlying HTTP client (same TLS trust).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Sends one request. `path` is a resource id or path (`/subscriptions/...`); `api_version`
+    /// is appended as `api-version` unless empty (Graph). Returns the JSON body (`Null` when
+    /// empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, RestError> {
+        let url = self.url(path, api_version);
+        let shown = format!("{method} {}", strip_query(path));
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let token = self.inner.token.token(&self.inner.scope).await?;
+            let mut req = self.inner.http.request(method.reqwest(), &url).bearer_auth(&token.token);
+            if let Some(b) = body {
+                req = req.json(b);
+            } else if matches!(method, Method::Post | Method::Put | Method::Patch) {
+                req = req.header(reqwest::header::CONTENT_LENGTH, "0");
+            }
+            self.inner.sent.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(request = %shown, attempt, "sending");
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if attempt <= self.inner.max_retries && (e.is_connect() || e.is_timeout()) => {
+                    tokio::time::sleep(self.delay(attempt, None)).await;
+                    continue;
+                }
+                Err(source) => return Err(RestError::Transport { request: shown, source }),
+            };
+            let status = resp.status();
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                && attempt <= self.inner.max_retries
+            {
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                tracing::debug!(request = %shown, %status, ?retry_after, "retrying");
+                tokio::time::sleep(self.delay(attempt, retry_after)).await;
+                continue;
+            }
+            let text = resp.text().await.map_err(|source| RestError::Transport { request: shown.clone(), source })?;
+            if !status.is_success() {
+                return Err(api_error(shown, status, &text));
+            }
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).map_err(|source| RestError::Decode { request: shown, source });
+        }
+    }
+
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.inner.backoff.saturating_mul(1 << (attempt - 1).min(6));
+        retry_after.unwrap_or(exp).min(Duration::from_secs(60))
+    }
+
+    fn url(&self, path: &str, api_version: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        if api_version.is_empty() {
+            format!("{}{}", self.inner.base, path)
+        } else {
+            format!("{}{}{sep}api-version={api_version}", self.inner.base, path)
+        }
+    }
+
+    /// `GET` and decode.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, api_version: &str) -> Result<T, RestError> {
+        let v = self.send(Method::Get, path, api_version, None).await?;
+        serde_json::from_value(v)
+            .map_err(|source| RestError::Decode { request: format!("GET {}", strip_query(path)), source })
+    }
+
+    /// `GET` a collection, following `nextLink`, and decode every item of `value`.
+    pub async fn list<T: DeserializeOwned>(&self, path: &str, api_version: &str) -> Result<Vec<T>, RestError> {
+        let mut out = Vec::new();
+        let mut page = self.send(Method::Get, path, api_version, None).await?;
+        loop {
+            let items = page.get("value").cloned().unwrap_or(Value::Array(vec![]));
+            let decoded: Vec<T> = serde_json::from_value(items)
+                .map_err(|source| RestError::Decode { request: format!("GET {}", strip_query(path)), source })?;
+            out.extend(decoded);
+            let next = page
+                .get("nextLink")
+                .or_else(|| page.get("@odata.nextLink"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match next {
+                Some(link) => {
+                    let rel = link.strip_prefix(&self.inner.base).unwrap_or(&link).to_string();
+                    page = self.send(Method::Get, &rel, "", None).await?;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `PUT` a body.
+    pub async fn put(&self, path: &str, api_version: &str, body: &Value) -> Result<Value, RestError> {
+        self.send(Method::Put, path, api_version, Some(body)).await
+    }
+
+    /// `POST`, with or without a body.
+    pub async fn post(&self, path: &str, api_version: &str, body: Option<&Value>) -> Result<Value, RestError> {
+        self.send(Method::Post, path, api_version, body).await
+    }
+
+    /// `DELETE`; a 404 counts as done.
+    pub async fn delete(&self, path: &str, api_version: &str) -> Result<(), RestError> {
+        match self.send(Method::Delete, path, api_version, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn strip_query(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+fn api_error(request: String, status: StatusCode, body: &str) -> RestError {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let e = v.get("error").cloned().unwrap_or(Value::Null);
+    let (code, message) = match &e {
+        Value::Object(_) => (
+            e.get("code").and_then(Value::as_str).unwrap_or_default().to_string(),
+            e.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
+        ),
+        // OAuth-style bodies: {"error": "invalid_client", "error_description": "..."}
+        Value::String(s) => {
+            (s.clone(), v.get("error_description").and_then(Value::as_str).unwrap_or_default().to_string())
+        }
+        _ => (status.canonical_reason().unwrap_or("error").to_string(), body.chars().take(200).collect()),
+    };
+    RestError::Api { request, status: status.as_u16(), code, message }
+}

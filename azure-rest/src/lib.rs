@@ -1,0 +1,30 @@
+//! # azure-rest
+//!
+//! One small client for the Azure REST calls pullproof and pulldoctor make: Azure Resource
+//! Manager (`https://management.azure.com`) and Microsoft Graph (`https://graph.microsoft.com`).
+//! Base URL, trusted CA and credential are configuration, so the same code talks to Azure and to
+//! pullproof's emulator.
+//!
+//! - bearer tokens from a [`TokenSource`] (client credentials, a fixed token, or an adapter over
+//!   `azure_identity`), cached until shortly before expiry;
+//! - ARM's `{"error": {"code", "message"}}` envelope mapped to [`RestError::Api`];
+//! - `nextLink` paging;
+//! - retries with exponential backoff on 429 and 5xx, honouring `Retry-After`;
+//! - a count of the requests sent (diagnosis budgets are stated in requests).
+
+mod client;
+mod error;
+mod token;
+
+pub use client::{Client, ClientBuilder, Method};
+pub use error::RestError;
+pub use token::{AccessToken, ClientCredentials, StaticToken, TokenSource};
+
+/// The scope of ARM tokens.
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+/// The scope of Microsoft Graph tokens.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Azure's public ARM endpoint.
+pub const ARM_ENDPOINT: &str = "https://management.azure.com";
+/// Azure's public Graph endpoint.
+pub const GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";

@@ -1,0 +1,95 @@
+//! The client against a small scripted HTTP server on loopback: retries, Retry-After, paging,
+//! error envelopes and request counting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_rest::{Client, StaticToken};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+/// One scripted answer: status, extra headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
+/// Serves the scripted answers in order, recording each request line.
+async fn script(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for (status, headers, body) in answers {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 16384];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            log.lock().await.push(req.lines().next().unwrap_or_default().to_string());
+            assert!(req.to_ascii_lowercase().contains("authorization: bearer t0ken"), "{req}");
+            let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            let _ = sock.write_all(format!("{head}\r\n{body}").as_bytes()).await;
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn client(base: &str) -> Client {
+    Client::builder(base, "scope")
+        .token_source(Arc::new(StaticToken("t0ken".into())))
+        .backoff(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after_then_succeeds() {
+    let (base, seen) = script(vec![
+        (429, vec![("retry-after", "1".into())], "{}".into()),
+        (503, vec![], "".into()),
+        (200, vec![], r#"{"name":"acr"}"#.into()),
+    ])
+    .await;
+    let c = client(&base);
+    let start = Instant::now();
+    let v = c.send(azure_rest::Method::Get, "/subscriptions/s/x", "2025-11-01", None).await.unwrap();
+    assert_eq!(v["name"], "acr");
+    assert!(start.elapsed() >= Duration::from_secs(1), "Retry-After was not honoured");
+    assert_eq!(c.requests_sent(), 3);
+    let seen = seen.lock().await;
+    assert_eq!(seen[0], "GET /subscriptions/s/x?api-version=2025-11-01 HTTP/1.1");
+}
+
+#[tokio::test]
+async fn maps_arm_error_envelope() {
+    let body = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization"}}"#;
+    let (base, _) = script(vec![(403, vec![], body.into())]).await;
+    let err = client(&base).get::<serde_json::Value>("/subscriptions/s/y", "1").await.unwrap_err();
+    assert!(err.is_forbidden());
+    assert_eq!(err.code(), Some("AuthorizationFailed"));
+    assert_eq!(
+        err.to_string(),
+        "GET /subscriptions/s/y answered 403: AuthorizationFailed: The client 'x' does not have authorization"
+    );
+}
+
+#[tokio::test]
+async fn follows_next_link() {
+    let (base, seen) = script(vec![
+        (200, vec![], r#"{"value":[{"n":1},{"n":2}],"nextLink":"/next?page=2"}"#.into()),
+        (200, vec![], r#"{"value":[{"n":3}]}"#.into()),
+    ])
+    .await;
+    let items: Vec<serde_json::Value> = client(&base).list("/subscriptions/s/items", "2").await.unwrap();
+    assert_eq!(items.iter().map(|i| i["n"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(seen.lock().await[1], "GET /next?page=2 HTTP/1.1");
+}
+
+#[tokio::test]
+async fn delete_of_missing_resource_is_done() {
+    let (base, _) =
+        script(vec![(404, vec![], r#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#.into())]).await;
+    client(&base).delete("/subscriptions/s/z", "1").await.unwrap();
+}
