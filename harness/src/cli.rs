@@ -33,6 +33,12 @@ enum Command {
         /// The backend to plan for.
         #[arg(long, short, value_enum, default_value = "host")]
         backend: Backend,
+        /// Also print every ARM and Graph request the baseline, the fault and its inverse make.
+        #[arg(long)]
+        requests: bool,
+        /// The subscription the requests name (default: $AZURE_SUBSCRIPTION_ID, else a placeholder).
+        #[arg(long, env = "AZURE_SUBSCRIPTION_ID", default_value = "00000000-0000-0000-0000-000000000000")]
+        subscription: String,
     },
     /// Print or check the generated JSON Schemas.
     Schema {
@@ -181,7 +187,7 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
             }
             Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
-        Command::Plan { select, backend } => {
+        Command::Plan { select, backend, requests, subscription } => {
             let catalog = Catalog::load(layout);
             let entries = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?;
             let backend = BackendKind::from(backend);
@@ -191,14 +197,29 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
                 .filter(|e| !e.scenario.backends.contains(&backend))
                 .map(|e| e.scenario.name.as_str())
                 .collect();
+            let world = pullproof::arm::World::new(subscription, "00000000-0000-0000-0000-00000000000t");
             if select.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&plans).unwrap_or_default());
+                let docs: Vec<serde_json::Value> = plans
+                    .iter()
+                    .zip(&entries)
+                    .map(|(p, e)| {
+                        let mut v = serde_json::to_value(p).unwrap_or_default();
+                        if requests {
+                            v["requests"] = requests_json(e, &world);
+                        }
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&docs).unwrap_or_default());
             } else {
-                for (i, p) in plans.iter().enumerate() {
+                for (i, (p, e)) in plans.iter().zip(&entries).enumerate() {
                     if i > 0 {
                         println!();
                     }
                     print!("{}", p.render_text());
+                    if requests {
+                        print!("{}", requests_text(e, &world));
+                    }
                 }
             }
             for name in &unsupported {
@@ -231,6 +252,50 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn requests_text(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -> String {
+    use pullproof::arm::mutation::{Realisation, realise};
+    use std::fmt::Write;
+    let mut out = String::from("\n  baseline requests:\n");
+    for r in pullproof::arm::provision::provision(&e.baseline, world) {
+        let _ = writeln!(out, "    {}", r.line());
+    }
+    for (label, m) in [("fault", e.scenario.fault.mutation()), ("inverse", e.scenario.fault.inverse(&e.baseline))] {
+        let _ = writeln!(out, "  {label} requests:");
+        match realise(&m, &e.baseline, world) {
+            Realisation::Nothing => {
+                let _ = writeln!(out, "    (none)");
+            }
+            Realisation::Azure(reqs) => {
+                for r in reqs {
+                    let _ = writeln!(out, "    {}", r.line());
+                }
+            }
+            Realisation::Cluster(op) => {
+                let _ = writeln!(out, "    kubernetes: {op:?}");
+            }
+            Realisation::Emulator(op) => {
+                let _ = writeln!(out, "    emulator control plane: {op:?}");
+            }
+        }
+    }
+    out
+}
+
+fn requests_json(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -> serde_json::Value {
+    use pullproof::arm::mutation::{Realisation, realise};
+    let realised = |m| match realise(&m, &e.baseline, world) {
+        Realisation::Azure(reqs) => serde_json::to_value(reqs).unwrap_or_default(),
+        Realisation::Nothing => serde_json::json!([]),
+        Realisation::Cluster(op) => serde_json::json!({ "kubernetes": format!("{op:?}") }),
+        Realisation::Emulator(op) => serde_json::json!({ "emulator": format!("{op:?}") }),
+    };
+    serde_json::json!({
+        "baseline": pullproof::arm::provision::provision(&e.baseline, world),
+        "fault": realised(e.scenario.fault.mutation()),
+        "inverse": realised(e.scenario.fault.inverse(&e.baseline)),
+    })
 }
 
 fn report_diagnostics(diags: &[Diagnostic]) {

@@ -10,6 +10,7 @@
 //! - [`plan`]: what a run of a scenario will do, phase by phase, without doing it.
 //! - [`diagnostic`]: file:line:column errors with hints.
 
+pub mod arm;
 pub mod baseline;
 pub mod catalog;
 pub mod diagnostic;

@@ -8,6 +8,11 @@ use serde::Serialize;
 use crate::catalog::Entry;
 use crate::scenario::{BackendKind, Fault, Mutation, Remediation};
 
+fn first_sentence(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or_default();
+    line.split_once(": ").or_else(|| line.split_once(". ")).map(|(a, _)| a).unwrap_or(line).trim_end_matches('.')
+}
+
 /// The lifecycle phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,7 +101,7 @@ impl RunPlan {
                 format!(
                     "provision baseline `{}` ({}) on {backend} and deploy {}/{} with image {}",
                     entry.baseline.name,
-                    entry.baseline.description.lines().next().unwrap_or_default(),
+                    first_sentence(&entry.baseline.description),
                     entry.baseline.workload.namespace,
                     entry.baseline.workload.name,
                     entry.baseline.workload.image_for(&entry.baseline.registry)
