@@ -15,4 +15,5 @@ pub mod baseline;
 pub mod catalog;
 pub mod diagnostic;
 pub mod plan;
+pub mod run;
 pub mod scenario;

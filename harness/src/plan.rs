@@ -14,7 +14,7 @@ fn first_sentence(text: &str) -> &str {
 }
 
 /// The lifecycle phases, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Check the scenario and its baseline.

@@ -1,0 +1,80 @@
+//! What a backend must do for the runner: provision a world, then observe and change it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use pulldoctor::symptom::SymptomClass;
+
+use crate::catalog::Entry;
+use crate::scenario::{BackendKind, Mutation};
+
+/// The workload's state after a sync (a pull attempt by the node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// The image was pulled; the pod is Running.
+    Running,
+    /// The pull failed; `message` is the kubelet's waiting message, `class` its symptom class.
+    Failing {
+        /// The kubelet's message (from the real runtime error).
+        message: String,
+        /// Its symptom class.
+        class: SymptomClass,
+    },
+    /// Not scheduled or not synced yet.
+    Pending(String),
+}
+
+/// What an engine gets to diagnose a world.
+#[derive(Debug, Clone)]
+pub struct EngineInput {
+    /// A `kubectl cluster-info dump --output-directory` directory.
+    pub dump_dir: PathBuf,
+    /// An Azure inventory JSON file (ARM resource bodies).
+    pub inventory: PathBuf,
+    /// The namespace of the workload.
+    pub namespace: String,
+    /// The ARM endpoint, for engines that query it live.
+    pub arm_endpoint: Option<String>,
+    /// A PEM CA bundle to trust for that endpoint.
+    pub ca_file: Option<PathBuf>,
+    /// A bearer token for that endpoint (never logged).
+    pub arm_token: Option<String>,
+}
+
+/// A backend error: what failed, in words a person can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+impl BackendError {
+    /// An error from anything displayable.
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// One provisioned world (one scenario's baseline on one backend).
+pub trait World: Send {
+    /// Lets the node sync the workload now (one pull attempt, no backoff) and reports its state.
+    fn sync(&mut self) -> impl Future<Output = Result<Health, BackendError>> + Send;
+    /// Applies a mutation (a fault or an inverse).
+    fn apply(&mut self, m: &Mutation) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Writes what an engine reads and says where.
+    fn engine_input(&mut self) -> impl Future<Output = Result<EngineInput, BackendError>> + Send;
+    /// Applies an engine's remediation plan; returns one line per applied action.
+    fn remediate(&mut self, plan: &pulldoctor::Plan) -> impl Future<Output = Result<Vec<String>, BackendError>> + Send;
+    /// Copies logs, events and state (secrets redacted) into `dir`.
+    fn artifacts(&mut self, dir: &Path) -> impl Future<Output = ()> + Send;
+    /// Tears everything down.
+    fn teardown(self) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// A backend: turns a scenario's baseline into a [`World`].
+pub trait Backend: Send + Sync {
+    /// The world type.
+    type World: World;
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// Provisions the baseline of `entry` and brings the workload up.
+    fn provision(&self, entry: &Entry) -> impl Future<Output = Result<Self::World, BackendError>> + Send;
+}

@@ -1,0 +1,231 @@
+//! What a run records: per phase, per scenario, per run. Serialized as the JSON run record.
+
+use std::time::Duration;
+
+use pulldoctor::FindingCode;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Phase;
+use crate::scenario::BackendKind;
+
+/// A scenario's verdict. Product failures (`failed:*`) are kept apart from infrastructure
+/// errors (`error:*`), so a red run says whose problem it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Everything held.
+    #[serde(rename = "passed")]
+    Passed,
+    /// The engine missed the cause, named another, or reported a finding where none belongs.
+    #[serde(rename = "failed:detection")]
+    FailedDetection,
+    /// The engine's remediation did not make the workload healthy.
+    #[serde(rename = "failed:remediation")]
+    FailedRemediation,
+    /// The baseline could not be provisioned or was not healthy to begin with.
+    #[serde(rename = "error:baseline")]
+    ErrorBaseline,
+    /// The fault could not be injected or did not show its symptom.
+    #[serde(rename = "error:inject")]
+    ErrorInject,
+    /// Revert or teardown failed (the run may have left something behind).
+    #[serde(rename = "error:cleanup")]
+    ErrorCleanup,
+    /// Not run: the backend does not support the scenario, or the run was cancelled first.
+    #[serde(rename = "skipped")]
+    Skipped,
+}
+
+impl Status {
+    /// The wire name (`failed:detection`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::FailedDetection => "failed:detection",
+            Status::FailedRemediation => "failed:remediation",
+            Status::ErrorBaseline => "error:baseline",
+            Status::ErrorInject => "error:inject",
+            Status::ErrorCleanup => "error:cleanup",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the scenario counts as a failure of the run.
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Status::Passed | Status::Skipped)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseOutcome {
+    /// It did what it should.
+    Ok,
+    /// It failed (see `detail`).
+    Failed,
+    /// It ran out of budget.
+    TimedOut,
+    /// Not needed (e.g. revert after a successful remediation).
+    Skipped,
+}
+
+/// One phase's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseRecord {
+    /// The phase.
+    pub phase: Phase,
+    /// How it ended.
+    pub outcome: PhaseOutcome,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+    /// Its budget in milliseconds, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_millis: Option<u64>,
+    /// What happened (errors, observed symptom).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub detail: String,
+}
+
+/// How the engine did on one scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grade {
+    /// Codes the scenario expects.
+    pub expected: Vec<FindingCode>,
+    /// Codes the engine reported.
+    pub reported: Vec<FindingCode>,
+    /// Expected but not reported.
+    pub missed: Vec<FindingCode>,
+    /// Reported but not expected.
+    pub unexpected: Vec<FindingCode>,
+    /// Unexpected codes that the scenario names as the usual confusions.
+    pub confused_with: Vec<FindingCode>,
+    /// Time the engine took, in milliseconds.
+    pub diagnose_millis: u64,
+}
+
+impl Grade {
+    /// Grades `reported` against the expectations.
+    pub fn new(expected: &[FindingCode], forbid: &[FindingCode], reported: &[FindingCode], millis: u64) -> Self {
+        let mut reported: Vec<FindingCode> = reported.to_vec();
+        reported.sort();
+        reported.dedup();
+        let missed = expected.iter().filter(|c| !reported.contains(c)).copied().collect();
+        let unexpected: Vec<FindingCode> = reported.iter().filter(|c| !expected.contains(c)).copied().collect();
+        let confused_with = unexpected.iter().filter(|c| forbid.contains(c)).copied().collect();
+        Self { expected: expected.to_vec(), reported, missed, unexpected, confused_with, diagnose_millis: millis }
+    }
+
+    /// Exactly the expected codes.
+    pub fn is_exact(&self) -> bool {
+        self.missed.is_empty() && self.unexpected.is_empty()
+    }
+}
+
+/// One scenario's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioRecord {
+    /// Scenario name.
+    pub scenario: String,
+    /// Backend.
+    pub backend: BackendKind,
+    /// Verdict.
+    pub status: Status,
+    /// One line on why (empty when passed).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub reason: String,
+    /// Each phase.
+    pub phases: Vec<PhaseRecord>,
+    /// The engine's grade, when diagnosis ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grade: Option<Grade>,
+    /// The symptom class observed after injection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_symptom: Option<String>,
+    /// Where artifacts were kept (failures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<String>,
+    /// Total wall time in milliseconds.
+    pub millis: u64,
+}
+
+impl ScenarioRecord {
+    /// The time spent in `phase`.
+    pub fn phase_millis(&self, phase: Phase) -> Option<u64> {
+        self.phases.iter().find(|p| p.phase == phase).map(|p| p.millis)
+    }
+}
+
+/// The JSON run record: every scenario of one `pullproof run`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Format version.
+    pub schema_version: String,
+    /// pullproof's version.
+    pub pullproof: String,
+    /// The engine graded.
+    pub engine: String,
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// Total wall time in milliseconds.
+    pub millis: u64,
+    /// Parallelism used.
+    pub parallel: usize,
+    /// Each scenario, in catalog order.
+    pub scenarios: Vec<ScenarioRecord>,
+}
+
+impl RunRecord {
+    /// How many scenarios ended with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.scenarios.iter().filter(|s| s.status == status).count()
+    }
+
+    /// Whether any scenario failed or errored.
+    pub fn failed(&self) -> bool {
+        self.scenarios.iter().any(|s| s.status.is_failure())
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FindingCode::*;
+
+    #[test]
+    fn grading() {
+        let g = Grade::new(
+            &[PrivateDnsZoneNotLinked],
+            &[AcrFirewallDeniesEgress],
+            &[AcrFirewallDeniesEgress, PrivateDnsZoneNotLinked],
+            5,
+        );
+        assert!(!g.is_exact());
+        assert_eq!(g.unexpected, [AcrFirewallDeniesEgress]);
+        assert_eq!(g.confused_with, [AcrFirewallDeniesEgress]);
+        assert!(Grade::new(&[], &[], &[], 1).is_exact());
+        let missed = Grade::new(&[ImageNotFound], &[], &[], 1);
+        assert_eq!(missed.missed, [ImageNotFound]);
+    }
+
+    #[test]
+    fn status_wire_names() {
+        assert_eq!(serde_json::to_string(&Status::FailedDetection).unwrap(), "\"failed:detection\"");
+        assert_eq!(Status::ErrorCleanup.to_string(), "error:cleanup");
+        assert!(!Status::Skipped.is_failure());
+    }
+}
