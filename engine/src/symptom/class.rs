@@ -78,7 +78,9 @@ impl fmt::Display for SymptomClass {
 
 /// Error returned when a string is not the name of a [`SymptomClass`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown symptom class {input:?} (expected one of: unauthorized, forbidden, not_found, platform_mismatch, timeout, unreachable, dns, tls, throttled, unknown)")]
+#[error(
+    "unknown symptom class {input:?} (expected one of: unauthorized, forbidden, not_found, platform_mismatch, timeout, unreachable, dns, tls, throttled, unknown)"
+)]
 pub struct ParseSymptomClassError {
     /// The string that was not recognised.
     pub input: String,
@@ -92,9 +94,7 @@ impl FromStr for SymptomClass {
         SymptomClass::ALL
             .into_iter()
             .find(|class| class.as_str() == s)
-            .ok_or_else(|| ParseSymptomClassError {
-                input: s.to_owned(),
-            })
+            .ok_or_else(|| ParseSymptomClassError { input: s.to_owned() })
     }
 }
 

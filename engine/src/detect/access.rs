@@ -1,0 +1,634 @@
+//! Who pulls, and may they? Role evaluation at a registry's scope, the cluster's pulling
+//! principal, and the one assessment of an `unauthorized` pull that the identity, pull-secret
+//! and image detectors all read, so that exactly one of them names the cause.
+
+use std::sync::LazyLock;
+
+use azure_model::authorization::{
+    ACR_PULL, BuiltInRole, PULL_ACTION, REPOSITORY_CONTENT_READ, REPOSITORY_READER, RoleAssignmentProperties,
+    action_matches, built_in,
+};
+use azure_model::compute::{POOL_NAME_TAG, VirtualMachineScaleSetProperties};
+use azure_model::container_registry::RegistryProperties;
+use azure_model::graph::Application;
+use azure_model::{Inventory, Resource};
+use regex::Regex;
+
+use super::Context;
+use super::image::{Absence, image_absence};
+use super::support::{RegistryMatch, match_registry, name_of, registry_name_of_host, resource_group_of};
+use crate::evidence::{PullFailure, PullSecret, RegistryLogin};
+use crate::symptom::SymptomClass;
+
+pub(crate) type Assignment = Resource<RoleAssignmentProperties>;
+pub(crate) type Registry = Resource<RegistryProperties>;
+
+/// `AcrPush` (not in azure-model's table): pushes, and pulls in legacy mode.
+const ACR_PUSH: BuiltInRole = BuiltInRole {
+    id: "8311e382-0749-4cb8-b61a-304f252e45ec",
+    name: "AcrPush",
+    actions: &["Microsoft.ContainerRegistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/push/write"],
+    data_actions: &[],
+};
+
+/// The null GUID: the username of ACR refresh tokens.
+pub(crate) const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Whether a role assignment lets its principal pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    Yes,
+    No,
+    /// The role (or its ABAC condition) is not known to the inventory.
+    Unknown,
+}
+
+/// `Container Registry Repository Writer` (not in azure-model's table): reads and writes
+/// repository content in ABAC mode. Same id as the emulator's catalog.
+const REPOSITORY_WRITER: BuiltInRole = BuiltInRole {
+    id: "2a1e307c-b015-4ebd-883e-5b7698a07328",
+    name: "Container Registry Repository Writer",
+    actions: &[],
+    data_actions: &[
+        REPOSITORY_CONTENT_READ,
+        "Microsoft.ContainerRegistry/registries/repositories/content/write",
+        "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
+        "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
+    ],
+};
+
+fn known_role(guid: &str) -> Option<&'static BuiltInRole> {
+    built_in(guid).or_else(|| [&ACR_PUSH, &REPOSITORY_WRITER].into_iter().find(|r| r.id.eq_ignore_ascii_case(guid)))
+}
+
+/// The display name of an assignment's role.
+pub(crate) fn role_name(inv: &Inventory, ra: &Assignment) -> String {
+    let guid = ra.properties.role_guid();
+    if let Some(r) = known_role(guid) {
+        return r.name.to_string();
+    }
+    inv.role_definitions
+        .iter()
+        .find(|d| name_of(&d.id).eq_ignore_ascii_case(guid) || d.name.eq_ignore_ascii_case(guid))
+        .map(|d| d.properties.role_name.clone())
+        .unwrap_or_else(|| format!("role {guid}"))
+}
+
+/// (legacy pull, ABAC pull) a role grants, or `None` when the role is unknown.
+fn role_pull(inv: &Inventory, guid: &str) -> Option<(bool, bool)> {
+    if let Some(r) = known_role(guid) {
+        return Some((r.grants_legacy_pull(), r.grants_abac_pull()));
+    }
+    let def = inv
+        .role_definitions
+        .iter()
+        .find(|d| name_of(&d.id).eq_ignore_ascii_case(guid) || d.name.eq_ignore_ascii_case(guid))?;
+    let mut legacy = false;
+    let mut abac = false;
+    for p in &def.properties.permissions {
+        let covers = |list: &[String], action: &str, skip_read_all: bool| {
+            list.iter().any(|a| action_matches(a, action) && !(skip_read_all && a == "*/read"))
+        };
+        legacy |= covers(&p.actions, PULL_ACTION, true) && !covers(&p.not_actions, PULL_ACTION, false);
+        abac |= covers(&p.data_actions, REPOSITORY_CONTENT_READ, false)
+            && !covers(&p.not_data_actions, REPOSITORY_CONTENT_READ, false);
+    }
+    Some((legacy, abac))
+}
+
+static REPO_CONDITION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)repositories:name\]\s*(StringEqualsIgnoreCase|StringEquals|StringStartsWithIgnoreCase|StringStartsWith|StringLikeIgnoreCase|StringLike)\s*'([^']*)'")
+        .expect("valid regex")
+});
+
+/// Whether an ABAC condition lets `repo` be read: `None` when it names repositories in a way
+/// this reading does not understand.
+pub(crate) fn condition_allows(condition: &str, repo: &str) -> Option<bool> {
+    if !condition.to_ascii_lowercase().contains("repositories:name") {
+        return Some(true);
+    }
+    let mut any = false;
+    for c in REPO_CONDITION.captures_iter(condition) {
+        any = true;
+        let (op, value) = (c[1].to_ascii_lowercase(), &c[2]);
+        let fold = op.ends_with("ignorecase");
+        let (r, v) = if fold {
+            (repo.to_ascii_lowercase(), value.to_ascii_lowercase())
+        } else {
+            (repo.to_string(), value.to_string())
+        };
+        let hit = if op.starts_with("stringequals") {
+            r == v
+        } else if op.starts_with("stringstartswith") {
+            r.starts_with(&v)
+        } else {
+            match v.split_once('*') {
+                Some((pre, post)) => r.len() >= pre.len() + post.len() && r.starts_with(pre) && r.ends_with(post),
+                None => r == v,
+            }
+        };
+        if hit {
+            return Some(true);
+        }
+    }
+    any.then_some(false)
+}
+
+/// Whether `ra` lets its principal pull `repo` from a registry in the given mode.
+pub(crate) fn grants_pull(inv: &Inventory, ra: &Assignment, abac: bool, repo: Option<&str>) -> Grant {
+    let Some((legacy, abac_pull)) = role_pull(inv, ra.properties.role_guid()) else { return Grant::Unknown };
+    if !abac {
+        return if legacy { Grant::Yes } else { Grant::No };
+    }
+    if !abac_pull {
+        return Grant::No;
+    }
+    match (ra.properties.condition.as_deref(), repo) {
+        (Some(cond), Some(repo)) => match condition_allows(cond, repo) {
+            Some(true) => Grant::Yes,
+            Some(false) => Grant::No,
+            None => Grant::Unknown,
+        },
+        _ => Grant::Yes,
+    }
+}
+
+/// The role a principal needs on `registry`.
+pub(crate) fn needed_role(registry: &Registry) -> &'static BuiltInRole {
+    if registry.properties.abac_mode() { &REPOSITORY_READER } else { &ACR_PULL }
+}
+
+/// `RoleName -> principal (type) at scope` for evidence.
+pub(crate) fn describe_assignment(inv: &Inventory, ra: &Assignment) -> String {
+    let scope =
+        ra.properties.scope.clone().unwrap_or_else(|| {
+            ra.id.split("/providers/Microsoft.Authorization").next().unwrap_or_default().to_string()
+        });
+    format!(
+        "{} -> {} ({}) at {}{}",
+        role_name(inv, ra),
+        ra.properties.principal_id,
+        ra.properties.principal_type.as_deref().unwrap_or("unknown type"),
+        scope,
+        ra.properties.condition.as_ref().map(|_| " with an ABAC condition").unwrap_or_default()
+    )
+}
+
+/// A principal that pulls.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    /// The object id role assignments name.
+    pub object_id: String,
+    /// `kubelet identity NAME`, `service principal NAME (appId X)`.
+    pub describe: String,
+    /// The kubelet identity's resource id or the application id.
+    pub id: String,
+    /// A cluster's kubelet identity or service principal (not a pull secret's).
+    pub of_cluster: bool,
+    /// An application registration's service principal.
+    pub app: bool,
+}
+
+/// What the role assignments at a registry say about one principal.
+#[derive(Debug)]
+pub(crate) enum RoleVerdict<'a> {
+    /// These assignments let it pull.
+    Granted(Vec<&'a Assignment>),
+    /// ABAC mode: it holds roles that pull only in legacy mode.
+    AbacMissing { legacy: Vec<&'a Assignment> },
+    /// It holds nothing that pulls, but a principal the cluster used before does.
+    Stale { assignments: Vec<&'a Assignment>, strong: bool },
+    /// It holds nothing that pulls. `unknown`: its assignments whose role could not be read.
+    Missing { unknown: Vec<&'a Assignment> },
+}
+
+/// Judges `principal`'s pull rights on `registry` for `repo`.
+pub(crate) fn role_verdict<'a>(
+    ctx: &Context<'a>,
+    registry: &'a Registry,
+    principal: &Principal,
+    repo: Option<&str>,
+) -> RoleVerdict<'a> {
+    let inv = &ctx.evidence.azure;
+    let abac = registry.properties.abac_mode();
+    let mine: Vec<&Assignment> = inv
+        .role_assignments_at(&registry.id)
+        .filter(|ra| ra.properties.principal_id.eq_ignore_ascii_case(&principal.object_id))
+        .collect();
+    let granting: Vec<&Assignment> =
+        mine.iter().copied().filter(|ra| grants_pull(inv, ra, abac, repo) == Grant::Yes).collect();
+    if !granting.is_empty() {
+        return RoleVerdict::Granted(granting);
+    }
+    let unknown: Vec<&Assignment> =
+        mine.iter().copied().filter(|ra| grants_pull(inv, ra, abac, repo) == Grant::Unknown).collect();
+    if abac {
+        let legacy: Vec<&Assignment> =
+            mine.iter().copied().filter(|ra| grants_pull(inv, ra, false, repo) == Grant::Yes).collect();
+        if !legacy.is_empty() {
+            return RoleVerdict::AbacMissing { legacy };
+        }
+    }
+    if principal.of_cluster
+        && let Some((assignments, strong)) = stale_assignments(ctx, registry, principal)
+    {
+        return RoleVerdict::Stale { assignments, strong };
+    }
+    RoleVerdict::Missing { unknown }
+}
+
+/// Pull roles (AcrPull, Repository Reader) held on `registry` by service principals that are
+/// not `current` and not the current identity of any cluster in the inventory, when they look
+/// like a former identity of this cluster. `strong`: the inventory shows why.
+fn stale_assignments<'a>(
+    ctx: &Context<'a>,
+    registry: &'a Registry,
+    current: &Principal,
+) -> Option<(Vec<&'a Assignment>, bool)> {
+    let inv = &ctx.evidence.azure;
+    let cluster = ctx.cluster?;
+    let in_use: Vec<String> = inv
+        .managed_clusters
+        .iter()
+        .flat_map(|c| {
+            let kubelet = c.properties.kubelet_identity().and_then(|k| k.object_id.clone());
+            let sp = c
+                .properties
+                .service_principal_client_id()
+                .and_then(|app| inv.service_principal_of_app(app))
+                .map(|sp| sp.id.clone());
+            [kubelet, sp].into_iter().flatten()
+        })
+        .collect();
+    let sp_cluster = cluster.properties.service_principal_client_id().is_some();
+    let cluster_name = cluster.name.to_ascii_lowercase();
+    let mut found = Vec::new();
+    let mut strong = false;
+    for ra in inv.role_assignments_at(&registry.id) {
+        let p = &ra.properties;
+        if p.principal_id.eq_ignore_ascii_case(&current.object_id)
+            || in_use.iter().any(|u| u.eq_ignore_ascii_case(&p.principal_id))
+            || !p.principal_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("ServicePrincipal"))
+        {
+            continue;
+        }
+        let guid = p.role_guid();
+        if !(guid.eq_ignore_ascii_case(ACR_PULL.id) || guid.eq_ignore_ascii_case(REPOSITORY_READER.id)) {
+            continue;
+        }
+        let sp = inv.service_principals.iter().find(|s| s.id.eq_ignore_ascii_case(&p.principal_id));
+        let named_after_cluster =
+            sp.and_then(|s| s.display_name.as_deref()).is_some_and(|n| n.to_ascii_lowercase().contains(&cluster_name));
+        let registered_app = sp.is_some_and(|s| inv.application(&s.app_id).is_some());
+        let this_strong = named_after_cluster || (sp_cluster && registered_app);
+        // A managed-identity cluster's registry may serve other clusters: only a principal that
+        // is recognisably this cluster's counts there.
+        if this_strong || sp_cluster {
+            strong |= this_strong;
+            found.push(ra);
+        }
+    }
+    (!found.is_empty()).then_some((found, strong))
+}
+
+/// What went wrong with the cluster's own way of pulling.
+#[derive(Debug)]
+pub(crate) enum ClusterOutcome<'a> {
+    /// The cluster's service principal has no valid secret.
+    SpExpired { app_id: String, app: &'a Application },
+    /// The kubelet identity is missing from these scale sets.
+    NotOnVmss { identity_id: String, scale_sets: Vec<&'a Resource<VirtualMachineScaleSetProperties>> },
+    /// The principal's rights on the registry.
+    Rights { principal: Principal, verdict: RoleVerdict<'a> },
+    /// The registry is not in the inventory: its role assignments cannot be read.
+    NoRegistry { principal: Principal },
+    /// Nothing can be said (no cluster, principal unknown...).
+    Unknown,
+}
+
+/// What one pull secret login for the failing registry says.
+#[derive(Debug)]
+pub(crate) enum SecretKind<'a> {
+    /// Registry admin credentials. `enabled`: the registry's `adminUserEnabled`.
+    Admin { enabled: Option<bool> },
+    /// A service principal's credentials.
+    ServicePrincipal {
+        app_id: String,
+        app: Option<&'a Application>,
+        /// No password credential of the application is valid now.
+        expired: bool,
+        /// Its rights on the registry (when both are in the inventory).
+        verdict: Option<RoleVerdict<'a>>,
+        principal: Option<Principal>,
+    },
+    /// An ACR refresh token (null GUID) or a repository-scoped token: not judged.
+    Other,
+}
+
+/// One login of a pull secret for the failing registry.
+#[derive(Debug)]
+pub(crate) struct SecretLogin<'a> {
+    pub secret: &'a PullSecret,
+    pub login: &'a RegistryLogin,
+    pub kind: SecretKind<'a>,
+}
+
+impl SecretLogin<'_> {
+    /// Whether these credentials check out as far as the inventory can tell.
+    pub fn fine(&self) -> bool {
+        self.login.has_password
+            && match &self.kind {
+                SecretKind::Admin { enabled } => *enabled == Some(true),
+                SecretKind::ServicePrincipal { expired, verdict, .. } => {
+                    !expired && matches!(verdict, Some(RoleVerdict::Granted(_)))
+                }
+                SecretKind::Other => false,
+            }
+    }
+}
+
+/// Which credentials an `unauthorized` pull used.
+#[derive(Debug)]
+pub(crate) enum AuthPath<'a> {
+    /// The pod's pull secrets carry a login for the registry: the kubelet sent those.
+    Secrets(Vec<SecretLogin<'a>>),
+    /// The cluster's identity (kubelet identity or service principal).
+    Cluster(ClusterOutcome<'a>),
+}
+
+/// The assessment of one `unauthorized` pull from an ACR registry.
+#[derive(Debug)]
+pub(crate) struct AuthAssessment<'a> {
+    /// The registry, when the inventory has it.
+    pub registry: Option<&'a Registry>,
+    /// The credentials and what is wrong with them.
+    pub path: AuthPath<'a>,
+    /// The repository or tag is known to be missing (ACR answers 401 for those too).
+    pub absence: Option<Absence>,
+}
+
+impl AuthAssessment<'_> {
+    /// Whether the credentials check out, so the 401 must have another cause.
+    pub fn credentials_fine(&self) -> bool {
+        match &self.path {
+            AuthPath::Secrets(logins) => !logins.is_empty() && logins.iter().all(SecretLogin::fine),
+            AuthPath::Cluster(ClusterOutcome::Rights { verdict: RoleVerdict::Granted(_), .. }) => true,
+            AuthPath::Cluster(_) => false,
+        }
+    }
+}
+
+/// Assesses an `unauthorized` pull from an ACR registry (or one shaped like it). `None` for
+/// other symptoms, other registries, and hosts that are a misspelt login server.
+pub(crate) fn assess_auth<'a>(ctx: &Context<'a>, failure: &'a PullFailure) -> Option<AuthAssessment<'a>> {
+    if failure.symptom.class != SymptomClass::Unauthorized {
+        return None;
+    }
+    let inv = &ctx.evidence.azure;
+    let host = failure.registry_host()?;
+    let registry = match match_registry(inv, host) {
+        RegistryMatch::Known(r) => Some(r),
+        RegistryMatch::Unknown { acr: true } => None,
+        RegistryMatch::Typo(_) | RegistryMatch::Unknown { acr: false } => return None,
+    };
+    let repo = failure.image.as_ref().map(|i| i.repository.as_str());
+    let absence = failure.image.as_ref().and_then(|i| image_absence(inv, i));
+    let logins: Vec<(&PullSecret, &RegistryLogin)> =
+        failure.pull_secrets.iter().filter_map(|s| s.login_for(host).map(|l| (s, l))).collect();
+    let path = if logins.is_empty() {
+        AuthPath::Cluster(assess_cluster(ctx, failure, registry, repo))
+    } else {
+        AuthPath::Secrets(
+            logins
+                .into_iter()
+                .map(|(secret, login)| SecretLogin {
+                    secret,
+                    login,
+                    kind: assess_login(ctx, host, registry, repo, login),
+                })
+                .collect(),
+        )
+    };
+    Some(AuthAssessment { registry, path, absence })
+}
+
+fn assess_login<'a>(
+    ctx: &Context<'a>,
+    host: &str,
+    registry: Option<&'a Registry>,
+    repo: Option<&str>,
+    login: &RegistryLogin,
+) -> SecretKind<'a> {
+    let inv = &ctx.evidence.azure;
+    let user = login.username.trim();
+    let registry_name = registry.map(|r| r.name.as_str()).unwrap_or_else(|| registry_name_of_host(host));
+    if user.eq_ignore_ascii_case(registry_name) {
+        return SecretKind::Admin { enabled: registry.and_then(|r| r.properties.admin_user_enabled) };
+    }
+    if is_guid(user) && !user.eq_ignore_ascii_case(NULL_GUID) {
+        let app = inv.application(user);
+        let principal = inv.service_principal_of_app(user).map(|sp| Principal {
+            object_id: sp.id.clone(),
+            describe: format!(
+                "service principal {} (appId {user})",
+                sp.display_name.as_deref().or(app.and_then(|a| a.display_name.as_deref())).unwrap_or(user)
+            ),
+            id: user.to_string(),
+            of_cluster: false,
+            app: true,
+        });
+        let verdict = match (registry, &principal) {
+            (Some(r), Some(p)) => Some(role_verdict(ctx, r, p, repo)),
+            _ => None,
+        };
+        return SecretKind::ServicePrincipal {
+            app_id: user.to_string(),
+            app,
+            expired: app.is_some_and(|a| !a.has_valid_secret(ctx.now)),
+            verdict,
+            principal,
+        };
+    }
+    SecretKind::Other
+}
+
+/// The cluster's pulling principal: its kubelet identity, or its service principal.
+pub(crate) fn cluster_principal(ctx: &Context<'_>) -> Option<Principal> {
+    let inv = &ctx.evidence.azure;
+    let cluster = ctx.cluster?;
+    if let Some(app_id) = cluster.properties.service_principal_client_id() {
+        let sp = inv.service_principal_of_app(app_id)?;
+        let name = sp.display_name.as_deref().or(inv.application(app_id).and_then(|a| a.display_name.as_deref()));
+        return Some(Principal {
+            object_id: sp.id.clone(),
+            describe: format!(
+                "service principal {} (appId {app_id}) of cluster {}",
+                name.unwrap_or(app_id),
+                cluster.name
+            ),
+            id: app_id.to_string(),
+            of_cluster: true,
+            app: true,
+        });
+    }
+    let k = cluster.properties.kubelet_identity()?;
+    let object_id = k.object_id.clone()?;
+    let id = k.resource_id.clone().unwrap_or_else(|| object_id.clone());
+    Some(Principal {
+        describe: format!("kubelet identity {} of cluster {}", name_of(&id), cluster.name),
+        object_id,
+        id,
+        of_cluster: true,
+        app: false,
+    })
+}
+
+fn assess_cluster<'a>(
+    ctx: &Context<'a>,
+    failure: &PullFailure,
+    registry: Option<&'a Registry>,
+    repo: Option<&str>,
+) -> ClusterOutcome<'a> {
+    let inv = &ctx.evidence.azure;
+    let Some(cluster) = ctx.cluster else { return ClusterOutcome::Unknown };
+    if let Some(app_id) = cluster.properties.service_principal_client_id()
+        && let Some(app) = inv.application(app_id)
+        && !app.has_valid_secret(ctx.now)
+    {
+        return ClusterOutcome::SpExpired { app_id: app_id.to_string(), app };
+    }
+    // Credentials were sent: the credential provider worked, so the identity reached the node.
+    if !failure.symptom.credentials_sent()
+        && let Some(k) = cluster.properties.kubelet_identity()
+        && let Some(identity_id) = k.resource_id.clone()
+    {
+        let lacking: Vec<_> = scale_sets_of(ctx, failure)
+            .into_iter()
+            .filter(|v| !v.identity.as_ref().is_some_and(|i| i.has_user_assigned(&identity_id)))
+            .collect();
+        if !lacking.is_empty() {
+            return ClusterOutcome::NotOnVmss { identity_id, scale_sets: lacking };
+        }
+    }
+    let Some(principal) = cluster_principal(ctx) else { return ClusterOutcome::Unknown };
+    match registry {
+        Some(r) => ClusterOutcome::Rights { verdict: role_verdict(ctx, r, &principal, repo), principal },
+        None => ClusterOutcome::NoRegistry { principal },
+    }
+}
+
+/// The scale sets backing the failing pod's node pool (every pool's when the pool is unknown).
+pub(crate) fn scale_sets_of<'a>(
+    ctx: &Context<'a>,
+    failure: &PullFailure,
+) -> Vec<&'a Resource<VirtualMachineScaleSetProperties>> {
+    let Some(node_rg) = ctx.cluster.and_then(|c| c.properties.node_resource_group.as_deref()) else { return vec![] };
+    let pool = failure.platform.pool.as_deref();
+    ctx.evidence
+        .azure
+        .virtual_machine_scale_sets
+        .iter()
+        .filter(|v| resource_group_of(&v.id).is_some_and(|rg| rg.eq_ignore_ascii_case(node_rg)))
+        .filter(|v| match (pool, v.tags.get(POOL_NAME_TAG)) {
+            (Some(p), Some(t)) => t.eq_ignore_ascii_case(p),
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .collect()
+}
+
+/// Whether `s` is a GUID (`8-4-4-4-12` hex digits).
+pub(crate) fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_model::authorization::{CONTRIBUTOR, OWNER, READER};
+
+    fn ra(role: &str, principal: &str, condition: Option<&str>) -> Assignment {
+        Resource {
+            id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/x".into(),
+            name: "x".into(),
+            resource_type: "Microsoft.Authorization/roleAssignments".into(),
+            location: None,
+            tags: Default::default(),
+            sku: None,
+            identity: None,
+            etag: None,
+            properties: RoleAssignmentProperties {
+                role_definition_id: format!(
+                    "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role}"
+                ),
+                principal_id: principal.into(),
+                principal_type: Some("ServicePrincipal".into()),
+                scope: Some("/subscriptions/s/resourceGroups/rg".into()),
+                condition: condition.map(str::to_string),
+                description: None,
+            },
+        }
+    }
+
+    #[test]
+    fn which_roles_pull_in_each_mode() {
+        let inv = Inventory::default();
+        let g = |role: &str, abac| grants_pull(&inv, &ra(role, "p", None), abac, Some("shop/web"));
+        // Legacy mode: AcrPull, AcrPush, Owner, Contributor pull; Reader and Repository Reader do not.
+        assert_eq!(g(ACR_PULL.id, false), Grant::Yes);
+        assert_eq!(g(ACR_PUSH.id, false), Grant::Yes);
+        assert_eq!(g(OWNER.id, false), Grant::Yes);
+        assert_eq!(g(CONTRIBUTOR.id, false), Grant::Yes);
+        assert_eq!(g(READER.id, false), Grant::No);
+        assert_eq!(g(REPOSITORY_READER.id, false), Grant::No);
+        // ABAC mode: only the repository roles.
+        assert_eq!(g(ACR_PULL.id, true), Grant::No);
+        assert_eq!(g(OWNER.id, true), Grant::No);
+        assert_eq!(g(REPOSITORY_READER.id, true), Grant::Yes);
+        assert_eq!(g(REPOSITORY_WRITER.id, true), Grant::Yes);
+        assert_eq!(g(REPOSITORY_WRITER.id, false), Grant::No);
+        // A role nobody knows.
+        assert_eq!(g("11111111-2222-3333-4444-555555555555", false), Grant::Unknown);
+    }
+
+    #[test]
+    fn custom_roles_are_read_from_the_inventory() {
+        let inv = Inventory::from_json(
+            r#"{"resources": [
+              {"id": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/aaaaaaaa-0000-0000-0000-000000000001",
+               "name": "aaaaaaaa-0000-0000-0000-000000000001", "type": "Microsoft.Authorization/roleDefinitions",
+               "properties": {"roleName": "Image puller", "permissions": [{"actions": ["Microsoft.ContainerRegistry/registries/*"], "notActions": []}]}},
+              {"id": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/aaaaaaaa-0000-0000-0000-000000000002",
+               "name": "aaaaaaaa-0000-0000-0000-000000000002", "type": "Microsoft.Authorization/roleDefinitions",
+               "properties": {"roleName": "No pull", "permissions": [{"actions": ["Microsoft.ContainerRegistry/registries/*"], "notActions": ["Microsoft.ContainerRegistry/registries/pull/read"]}]}}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(grants_pull(&inv, &ra("aaaaaaaa-0000-0000-0000-000000000001", "p", None), false, None), Grant::Yes);
+        assert_eq!(grants_pull(&inv, &ra("aaaaaaaa-0000-0000-0000-000000000002", "p", None), false, None), Grant::No);
+        assert_eq!(role_name(&inv, &ra("aaaaaaaa-0000-0000-0000-000000000001", "p", None)), "Image puller");
+    }
+
+    #[test]
+    fn abac_conditions_scope_repositories() {
+        let cond = "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'shop/'))";
+        assert_eq!(condition_allows(cond, "shop/web"), Some(true));
+        assert_eq!(condition_allows(cond, "billing/api"), Some(false));
+        assert_eq!(condition_allows("@Resource[...repositories:name] ForAnyOfAnyValues:StringEquals {'a'}", "a"), None);
+        assert_eq!(condition_allows("@Request[something:else] StringEquals 'x'", "a"), Some(true));
+        let inv = Inventory::default();
+        let reader = ra(REPOSITORY_READER.id, "p", Some(cond));
+        assert_eq!(grants_pull(&inv, &reader, true, Some("shop/web")), Grant::Yes);
+        assert_eq!(grants_pull(&inv, &reader, true, Some("billing/api")), Grant::No);
+    }
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("0f6c1d1e-2b3a-4c5d-8e9f-a0b1c2d3e4f5"));
+        assert!(is_guid(NULL_GUID));
+        assert!(!is_guid("acrshop"));
+        assert!(!is_guid("0f6c1d1e-2b3a-4c5d-8e9f-a0b1c2d3e4fz"));
+    }
+}

@@ -1,0 +1,494 @@
+//! The cluster's own identity: `SP_SECRET_EXPIRED`, `KUBELET_IDENTITY_NOT_ON_VMSS`,
+//! `ACR_ABAC_ROLE_MISSING`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `ACR_PULL_ROLE_MISSING`.
+//!
+//! Only for `unauthorized` pulls from a registry that the pod holds no pull secret for (the
+//! kubelet then pulls with what the credential provider gives it). In order:
+//! 1. a service-principal cluster whose application has no valid secret: `SP_SECRET_EXPIRED`;
+//! 2. no credentials sent and the kubelet identity missing from the pool's scale set:
+//!    `KUBELET_IDENTITY_NOT_ON_VMSS`;
+//! 3. the principal holds no role that pulls at the registry scope (or above): ABAC mode with
+//!    legacy roles only, `ACR_ABAC_ROLE_MISSING`; a pull role on a former principal of the
+//!    cluster, `ACR_ROLE_ON_STALE_PRINCIPAL`; otherwise `ACR_PULL_ROLE_MISSING`.
+//!
+//! A principal that may pull leaves the 401 to the image detector (ACR answers 401 for images
+//! that do not exist).
+
+use azure_model::graph::Application;
+
+use super::Context;
+use super::access::{
+    AuthPath, ClusterOutcome, Principal, Registry, RoleVerdict, assess_auth, describe_assignment, needed_role,
+};
+use super::support::{Draft, Findings, name_of, registry_name_of_host};
+use crate::evidence::PullFailure;
+use crate::finding::{Blame, Confidence, Finding, FindingCode};
+use crate::plan::Action;
+
+/// Runs the detector.
+pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Findings::default();
+    for f in &ctx.failures {
+        let Some(a) = assess_auth(ctx, f) else { continue };
+        let AuthPath::Cluster(outcome) = &a.path else { continue };
+        match outcome {
+            ClusterOutcome::SpExpired { app_id, app } => sp_expired(&mut out, ctx, f, app_id, app),
+            ClusterOutcome::NotOnVmss { identity_id, scale_sets } => {
+                let Some(cluster) = ctx.cluster else { continue };
+                let names: Vec<&str> = scale_sets.iter().map(|v| v.name.as_str()).collect();
+                let pool = f.platform.pool.as_deref().map(|p| format!(" of node pool {p}")).unwrap_or_default();
+                let mut d = Draft::new(
+                    FindingCode::KubeletIdentityNotOnVmss,
+                    Confidence::High,
+                    f,
+                    format!(
+                        "The kubelet identity {} of cluster {} is not assigned to scale set {}{pool}, so the nodes get no token from IMDS and pull anonymously.",
+                        name_of(identity_id),
+                        cluster.name,
+                        names.join(", ")
+                    ),
+                )
+                .line(format!("cluster {}: identityProfile.kubeletidentity.resourceId = {identity_id}", cluster.name))
+                .line("the pull went without credentials (anonymous token only): the credential provider produced none; IMDS answers 400 `Identity not found` for identities not on the scale set".to_string());
+                for v in scale_sets {
+                    let attached: Vec<&str> = v
+                        .identity
+                        .as_ref()
+                        .map(|i| i.user_assigned_identities.keys().map(|k| name_of(k)).collect())
+                        .unwrap_or_default();
+                    d = d
+                        .blame(
+                            Blame::new("VirtualMachineScaleSet", v.id.clone())
+                                .note(format!("identity.userAssignedIdentities lacks {}", name_of(identity_id))),
+                        )
+                        .line(format!(
+                            "scale set {}: identity.userAssignedIdentities = [{}] (no {})",
+                            v.name,
+                            attached.join(", "),
+                            name_of(identity_id)
+                        ));
+                }
+                d = d.action(Action::ReconcileCluster { cluster_id: cluster.id.clone() });
+                out.add(identity_id, f, d);
+            }
+            ClusterOutcome::Rights { principal, verdict } => {
+                let Some(registry) = a.registry else { continue };
+                rights(&mut out, ctx, f, registry, principal, verdict);
+            }
+            ClusterOutcome::NoRegistry { principal } if f.symptom.credentials_sent() => {
+                let host = f.registry_host().unwrap_or_default();
+                let name = registry_name_of_host(host);
+                let d = Draft::new(
+                    FindingCode::AcrPullRoleMissing,
+                    Confidence::Medium,
+                    f,
+                    format!(
+                        "The registry {host} refused the credentials of the {}; the inventory lacks the registry, so its role assignments could not be checked.",
+                        principal.describe
+                    ),
+                )
+                .blame(Blame::new("Registry", host.to_string()).note("not in the inventory; role assignments unknown"))
+                .line(format!("the pull sent the credentials of the {} and got 401", principal.describe))
+                .line(format!("registry {host} is not in the Azure inventory (another subscription, or not collected)"))
+                .action(Action::Manual {
+                    description: format!(
+                        "assign AcrPull on registry {name} to principal {} (or run `az aks update --attach-acr`)",
+                        principal.object_id
+                    ),
+                    commands: vec![format!(
+                        "az role assignment create --assignee-object-id {} --assignee-principal-type ServicePrincipal --role AcrPull --scope $(az acr show -n {name} --query id -o tsv)",
+                        principal.object_id
+                    )],
+                });
+                out.add(&format!("{}|{host}", principal.object_id), f, d);
+            }
+            ClusterOutcome::NoRegistry { .. } | ClusterOutcome::Unknown => {}
+        }
+    }
+    out.into_vec()
+}
+
+fn sp_expired(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &str, app: &Application) {
+    let Some(cluster) = ctx.cluster else { return };
+    let name = app.display_name.as_deref().unwrap_or(app_id);
+    let latest = app
+        .latest_secret_end()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .map(|t| format!(" (the latest expired {t})"))
+        .unwrap_or_else(|| " (it has none)".to_string());
+    let mut d = Draft::new(
+        FindingCode::SpSecretExpired,
+        Confidence::High,
+        f,
+        format!("The service principal {name} ({app_id}) of cluster {} has no valid client secret{latest}, so the nodes cannot authenticate to the registry.", cluster.name),
+    )
+    .blame(Blame::new("ServicePrincipal", app_id.to_string()).note("every password credential has expired"))
+    .blame(Blame::new("ManagedCluster", cluster.id.clone()).note("servicePrincipalProfile uses the expired service principal"))
+    .line(format!("cluster {}: servicePrincipalProfile.clientId = {app_id}", cluster.name));
+    if app.password_credentials.is_empty() {
+        d = d.line(format!("application {name} ({app_id}): no password credentials"));
+    }
+    for c in &app.password_credentials {
+        d = d.line(format!(
+            "application {name} ({app_id}): password credential {} ended {}",
+            c.display_name.as_deref().or(c.key_id.as_deref()).unwrap_or("(unnamed)"),
+            c.end_date_time.as_deref().unwrap_or("never")
+        ));
+    }
+    d = d
+        .line("Entra ID refuses expired secrets (AADSTS7000222), so the registry answers 401; that text never reaches kubelet events".to_string())
+        .action(Action::RotateServicePrincipalSecret { app_id: app_id.to_string(), cluster_id: Some(cluster.id.clone()) });
+    out.add(app_id, f, d);
+}
+
+fn assign(registry: &Registry, principal: &Principal) -> Action {
+    let role = needed_role(registry);
+    Action::CreateRoleAssignment {
+        scope: registry.id.clone(),
+        principal_id: principal.object_id.clone(),
+        principal_type: "ServicePrincipal".into(),
+        role_definition_guid: role.id.into(),
+        role_name: role.name.into(),
+    }
+}
+
+/// Emits the finding a [`RoleVerdict`] calls for (nothing when the principal may pull).
+/// Shared with the pull-secret detector for a secret's service principal.
+pub(super) fn rights(
+    out: &mut Findings,
+    ctx: &Context<'_>,
+    f: &PullFailure,
+    registry: &Registry,
+    principal: &Principal,
+    verdict: &RoleVerdict<'_>,
+) {
+    let inv = &ctx.evidence.azure;
+    let anonymous_only = f.symptom.only_anonymous();
+    let mode = if registry.properties.abac_mode() { "AbacRepositoryPermissions" } else { "LegacyRegistryPermissions" };
+    let others: Vec<String> = inv
+        .role_assignments_at(&registry.id)
+        .filter(|ra| !ra.properties.principal_id.eq_ignore_ascii_case(&principal.object_id))
+        .map(|ra| describe_assignment(inv, ra))
+        .collect();
+    let key = format!("{}|{}", principal.object_id, registry.id);
+    let principal_line = format!(
+        "{} has object id {}{}",
+        principal.describe,
+        principal.object_id,
+        if principal.app { String::new() } else { format!(" (resource {})", principal.id) }
+    );
+    match verdict {
+        RoleVerdict::Granted(_) => {}
+        RoleVerdict::AbacMissing { legacy } => {
+            let roles: Vec<String> = legacy.iter().map(|ra| describe_assignment(inv, ra)).collect();
+            let d = Draft::new(
+                FindingCode::AcrAbacRoleMissing,
+                Confidence::High,
+                f,
+                format!(
+                    "Registry {} uses ABAC repository permissions, where AcrPull is not honoured, and the {} holds no Container Registry Repository Reader role on it.",
+                    registry.name, principal.describe
+                ),
+            )
+            .blame(Blame::new("Registry", registry.id.clone()).note("roleAssignmentMode AbacRepositoryPermissions"))
+            .line(principal_line)
+            .line(format!("registry {}: roleAssignmentMode = AbacRepositoryPermissions", registry.name))
+            .lines(roles.into_iter().map(|r| format!("the principal holds {r}, which pulls only in legacy mode")))
+            .line(format!(
+                "registry {}: no role assignment granting repository read (Container Registry Repository Reader) for principal {} at scope {} or above",
+                registry.name, principal.object_id, registry.id
+            ))
+            .action(assign(registry, principal));
+            out.add(&key, f, d);
+        }
+        RoleVerdict::Stale { assignments, strong } => {
+            let role = needed_role(registry);
+            let mut d = Draft::new(
+                FindingCode::AcrRoleOnStalePrincipal,
+                if *strong { Confidence::High } else { Confidence::Medium },
+                f,
+                format!(
+                    "Registry {} grants pull to a principal cluster {} no longer uses, not to its current {}.",
+                    registry.name,
+                    ctx.cluster_name(),
+                    principal.describe
+                ),
+            )
+            .line(principal_line)
+            .line(format!(
+                "registry {}: no role assignment granting pull for principal {} at scope {} or above",
+                registry.name, principal.object_id, registry.id
+            ));
+            for ra in assignments {
+                let p = &ra.properties.principal_id;
+                let who = inv
+                    .service_principals
+                    .iter()
+                    .find(|s| s.id.eq_ignore_ascii_case(p))
+                    .map(|s| {
+                        format!("service principal {} (appId {})", s.display_name.as_deref().unwrap_or("?"), s.app_id)
+                    })
+                    .unwrap_or_else(|| format!("principal {p}"));
+                d = d
+                    .blame(Blame::new("RoleAssignment", ra.id.clone()).note(format!(
+                        "{} assigned to {who}, not the cluster's current principal; reported, not deleted",
+                        super::access::role_name(inv, ra)
+                    )))
+                    .line(format!("stale: {} ({who})", describe_assignment(inv, ra)));
+            }
+            d = d
+                .blame(
+                    Blame::new("Registry", registry.id.clone())
+                        .note(format!("no {} for {}", role.name, principal.object_id)),
+                )
+                .action(assign(registry, principal));
+            out.add(&key, f, d);
+        }
+        RoleVerdict::Missing { unknown } => {
+            let role = needed_role(registry);
+            let confidence = if !unknown.is_empty() || anonymous_only { Confidence::Medium } else { Confidence::High };
+            let mut d = Draft::new(
+                FindingCode::AcrPullRoleMissing,
+                confidence,
+                f,
+                format!("The {} holds no role that lets it pull from registry {}.", principal.describe, registry.name),
+            )
+            .blame(
+                Blame::new("Registry", registry.id.clone())
+                    .note(format!("no {} for principal {}", role.name, principal.object_id)),
+            )
+            .line(principal_line)
+            .line(format!(
+                "registry {} ({mode}): no role assignment granting pull for principal {} at scope {} or above",
+                registry.name, principal.object_id, registry.id
+            ));
+            if !principal.app {
+                d = d.blame(Blame::new("ManagedIdentity", principal.id.clone()).note(format!("needs {}", role.name)));
+            } else {
+                d = d.blame(Blame::new("ServicePrincipal", principal.id.clone()).note(format!("needs {}", role.name)));
+            }
+            for ra in unknown {
+                d = d.line(format!(
+                    "the principal holds {}, a role the inventory does not define",
+                    describe_assignment(inv, ra)
+                ));
+            }
+            const SHOWN: usize = 6;
+            if others.is_empty() {
+                d = d.line(format!("no principal holds any role at the registry scope of {}", registry.name));
+            } else {
+                let more = others.len().saturating_sub(SHOWN);
+                d = d.line(format!(
+                    "other assignments at this scope: {}{}",
+                    others[..others.len().min(SHOWN)].join("; "),
+                    if more > 0 { format!("; and {more} more") } else { String::new() }
+                ));
+            }
+            d = d.action(assign(registry, principal));
+            out.add(&key, f, d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::world::*;
+    use crate::finding::{Confidence, FindingCode};
+    use crate::plan::Action;
+
+    const UNAUTHORIZED: &str = "401 Unauthorized";
+
+    /// The kubelet identity lost AcrPull; `web` pulls with it.
+    fn role_missing(rt: Runtime) -> World {
+        let mut w = World::baseline("role-missing", rt);
+        w.remove(&World::assignment_id(&registry_id(), "ra-kubelet-acrpull"));
+        w.break_rollout("web", None, |rt, img| rt.token(img, "oauth", UNAUTHORIZED, None));
+        w
+    }
+
+    fn role_of(a: &Action) -> Option<&str> {
+        match a {
+            Action::CreateRoleAssignment { role_definition_guid, .. } => Some(role_definition_guid),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_message_form_of_refused_credentials() {
+        // containerd 1.6 (`unexpected status: 401`), 1.7 (`... from GET request to`), with
+        // and without the `rpc error` prefix.
+        for rt in [K124, K127, K131] {
+            assert_eq!(codes(&role_missing(rt)), ["ACR_PULL_ROLE_MISSING"], "{rt:?}");
+        }
+        // The kubelet's `[anonymous, oauth]` pair.
+        let mut w = role_missing(K127);
+        w.break_rollout("web", None, |rt, img| {
+            rt.aggregate(&[rt.token(img, "anonymous", UNAUTHORIZED, None), rt.token(img, "oauth", UNAUTHORIZED, None)])
+        });
+        assert_eq!(codes(&w), ["ACR_PULL_ROLE_MISSING"]);
+    }
+
+    #[test]
+    fn the_plan_assigns_acrpull_to_the_kubelet_identity_at_the_registry() {
+        let d = diagnose(&role_missing(K131));
+        let f = &d.findings[0];
+        assert_eq!(f.confidence, Confidence::High);
+        assert_eq!(
+            f.plan.actions,
+            [Action::CreateRoleAssignment {
+                scope: registry_id(),
+                principal_id: kubelet_object_id(),
+                principal_type: "ServicePrincipal".into(),
+                role_definition_guid: ACR_PULL.into(),
+                role_name: "AcrPull".into(),
+            }]
+        );
+        assert!(f.evidence.iter().any(|e| e.contains("no role assignment granting pull for principal")));
+        assert!(f.blamed.iter().any(|b| b.kind == "Registry" && b.id == registry_id()));
+    }
+
+    #[test]
+    fn a_role_at_the_resource_group_or_subscription_counts() {
+        for scope in [rg_id(RG_ACR), format!("/subscriptions/{SUB}")] {
+            let mut w = role_missing(K131);
+            w.add(role_assignment(&scope, "inherited-acrpull", ACR_PULL, &kubelet_object_id(), "ServicePrincipal"));
+            // The identity may pull and the image exists: nothing to blame (undiagnosed).
+            let d = diagnose(&w);
+            assert!(d.findings.is_empty(), "{scope}: {:?}", d.findings);
+            assert_eq!(d.failures.len(), 2);
+        }
+    }
+
+    #[test]
+    fn owner_and_contributor_pull_but_reader_does_not() {
+        for (role, pulls) in [(OWNER, true), (CONTRIBUTOR, true), (ACR_PUSH, true), (READER, false)] {
+            let mut w = role_missing(K131);
+            w.add(role_assignment(&registry_id(), "other-role", role, &kubelet_object_id(), "ServicePrincipal"));
+            let c = codes(&w);
+            assert_eq!(c.is_empty(), pulls, "{role}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn abac_mode_needs_repository_reader_not_acrpull() {
+        let w = scenario("acrpull-abac-mode");
+        let d = diagnose(&w);
+        assert_eq!(role_of(&d.findings[0].plan.actions[0]), Some(REPOSITORY_READER));
+        // Repository Reader fixes it; AcrPull alone in legacy mode pulls.
+        let mut fixed = w.clone();
+        fixed.add(role_assignment(&registry_id(), "rr", REPOSITORY_READER, &kubelet_object_id(), "ServicePrincipal"));
+        assert!(codes(&fixed).is_empty());
+        let mut legacy = w.clone();
+        legacy.set(&registry_id(), "/properties/roleAssignmentMode", serde_json::json!("LegacyRegistryPermissions"));
+        assert!(codes(&legacy).is_empty());
+        // ABAC mode and no role at all: the role is missing, and the plan is still ABAC's.
+        let mut none = w.clone();
+        none.remove(&World::assignment_id(&registry_id(), "ra-kubelet-acrpull"));
+        let d = diagnose(&none);
+        assert_eq!(d.findings.iter().map(|f| f.code).collect::<Vec<_>>(), [FindingCode::AcrPullRoleMissing]);
+        assert_eq!(role_of(&d.findings[0].plan.actions[0]), Some(REPOSITORY_READER));
+    }
+
+    #[test]
+    fn many_pods_with_one_cause_make_one_finding() {
+        let mut w = role_missing(K131);
+        w.workload("web").replicas = 7;
+        w.workload("cart").error = Some(K131.token(&format!("{LOGIN}/shop/cart:2.0.1"), "oauth", UNAUTHORIZED, None));
+        let d = diagnose(&w);
+        assert_eq!(d.failures.len(), 8);
+        assert_eq!(d.findings.len(), 1);
+        assert_eq!(d.findings[0].pods.len(), 8);
+        assert_eq!(d.findings[0].plan.actions.len(), 1);
+        // The same kubelet message is quoted once.
+        let quoted = d.findings[0].evidence.iter().filter(|e| e.starts_with("kubelet: ")).count();
+        assert_eq!(quoted, 2, "one per distinct message (web and cart)");
+    }
+
+    #[test]
+    fn a_registry_missing_from_the_inventory_lowers_confidence() {
+        let mut w = role_missing(K131);
+        w.remove(&registry_id());
+        let d = diagnose(&w);
+        assert_eq!(d.findings.len(), 1);
+        let f = &d.findings[0];
+        assert_eq!((f.code, f.confidence), (FindingCode::AcrPullRoleMissing, Confidence::Medium));
+        assert!(f.plan.actions.iter().all(Action::needs_human));
+    }
+
+    #[test]
+    fn stale_principal_is_reported_never_deleted() {
+        let d = diagnose(&scenario("acrpull-on-stale-sp"));
+        let f = &d.findings[0];
+        assert_eq!((f.code, f.confidence), (FindingCode::AcrRoleOnStalePrincipal, Confidence::High));
+        assert!(
+            f.blamed
+                .iter()
+                .any(|b| b.kind == "RoleAssignment" && b.note.as_deref().unwrap_or("").contains("not deleted"))
+        );
+        // The only action grants the current principal; nothing removes the old assignment.
+        assert_eq!(f.plan.actions.len(), 1);
+        match &f.plan.actions[0] {
+            Action::CreateRoleAssignment { principal_id, .. } => {
+                assert_eq!(principal_id, &CLUSTER_APP_2025.object_id())
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[test]
+    fn another_clusters_identity_on_the_registry_is_not_stale() {
+        // A registry shared with another cluster: its kubelet identity holds AcrPull.
+        let mut w = role_missing(K131);
+        let other = guid("other-cluster-kubelet");
+        w.add(role_assignment(&registry_id(), "other-kubelet", ACR_PULL, &other, "ServicePrincipal"));
+        assert_eq!(codes(&w), ["ACR_PULL_ROLE_MISSING"]);
+        // ... unless it is recognisably this cluster's former identity.
+        w.azure["servicePrincipals"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"id": other, "appId": guid("x"), "displayName": "aks-shop-weu-agentpool-old"}));
+        assert_eq!(codes(&w), ["ACR_ROLE_ON_STALE_PRINCIPAL"]);
+    }
+
+    #[test]
+    fn an_expired_cluster_secret_is_named_instead_of_the_role() {
+        let mut w = scenario("sp-secret-expired");
+        w.remove(&World::assignment_id(&registry_id(), "ra-cluster-sp-acrpull"));
+        assert_eq!(codes(&w), ["SP_SECRET_EXPIRED"]);
+        let d = diagnose(&w);
+        assert_eq!(
+            d.findings[0].plan.actions,
+            [Action::RotateServicePrincipalSecret { app_id: CLUSTER_APP.app_id(), cluster_id: Some(cluster_id()) }]
+        );
+        // With a valid secret again, nothing is wrong with the service principal.
+        let mut renewed = scenario("sp-secret-expired");
+        renewed.azure["applications"] = serde_json::json!([CLUSTER_APP.application(&[EXPIRED, VALID])]);
+        assert!(codes(&renewed).is_empty());
+        // An application the inventory lacks is not judged expired.
+        let mut unknown = scenario("sp-secret-expired");
+        unknown.azure["applications"] = serde_json::json!([]);
+        assert!(codes(&unknown).is_empty());
+    }
+
+    #[test]
+    fn kubelet_identity_missing_from_the_scale_set() {
+        let d = diagnose(&scenario("kubelet-identity-removed"));
+        assert_eq!(d.findings[0].plan.actions, [Action::ReconcileCluster { cluster_id: cluster_id() }]);
+        // Credentials sent means IMDS worked: the scale set is not blamed then.
+        let mut w = scenario("kubelet-identity-removed");
+        w.break_rollout("web", None, |rt, img| rt.token(img, "oauth", UNAUTHORIZED, None));
+        assert!(codes(&w).is_empty());
+        // Without the scale set in the inventory, no guess.
+        let mut w = scenario("kubelet-identity-removed");
+        w.remove(&vmss_id("aks-nodepool1-31415926-vmss"));
+        assert!(codes(&w).is_empty());
+    }
+
+    #[test]
+    fn an_anonymous_401_with_a_working_identity_is_not_guessed() {
+        let mut w = World::baseline("anon", K131);
+        w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", UNAUTHORIZED, None));
+        let d = diagnose(&w);
+        assert_eq!(d.failures.len(), 2);
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+    }
+}

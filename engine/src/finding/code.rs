@@ -1,0 +1,169 @@
+//! Stable finding codes: the engine contract names causes with these.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The cause of an image-pull failure, as a stable machine-readable code.
+///
+/// Codes never change meaning; new causes get new codes. `SCREAMING_SNAKE_CASE` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FindingCode {
+    /// The pulling identity holds no role that grants pull on the registry.
+    AcrPullRoleMissing,
+    /// The registry is in ABAC repository-permissions mode and the identity only holds AcrPull.
+    AcrAbacRoleMissing,
+    /// The cluster's service principal has no valid secret.
+    SpSecretExpired,
+    /// The pull role is assigned to a principal that is not the cluster's current one.
+    AcrRoleOnStalePrincipal,
+    /// The kubelet identity is not attached to the node pool's scale set.
+    KubeletIdentityNotOnVmss,
+    /// A pull secret holds service principal credentials that are wrong or expired.
+    PullSecretInvalidSp,
+    /// A pull secret holds admin credentials that no longer match the registry.
+    PullSecretStaleAdmin,
+    /// The repository or tag does not exist in the registry.
+    ImageNotFound,
+    /// The image's registry host is a misspelt login server.
+    LoginServerTypo,
+    /// The private DNS zone is not linked to the cluster's VNet.
+    PrivateDnsZoneNotLinked,
+    /// The registry firewall does not allow the cluster's egress IP.
+    AcrFirewallDeniesEgress,
+    /// No VNet peering connects the cluster VNet to the private endpoint's VNet.
+    VnetPeeringMissing,
+    /// A VNet peering on the path to the private endpoint is Disconnected.
+    VnetPeeringDisconnected,
+    /// An NSG rule drops the node's traffic to the registry.
+    NsgBlocksRegistry,
+    /// A route sends traffic to the registry nowhere (`nextHopType: None`).
+    RouteBlackhole,
+    /// The image has no variant for the node's OS/architecture.
+    PlatformMismatch,
+}
+
+impl FindingCode {
+    /// Every code, in catalog order.
+    pub const ALL: &'static [FindingCode] = &[
+        Self::AcrPullRoleMissing,
+        Self::AcrAbacRoleMissing,
+        Self::SpSecretExpired,
+        Self::AcrRoleOnStalePrincipal,
+        Self::KubeletIdentityNotOnVmss,
+        Self::PullSecretInvalidSp,
+        Self::PullSecretStaleAdmin,
+        Self::ImageNotFound,
+        Self::LoginServerTypo,
+        Self::PrivateDnsZoneNotLinked,
+        Self::AcrFirewallDeniesEgress,
+        Self::VnetPeeringMissing,
+        Self::VnetPeeringDisconnected,
+        Self::NsgBlocksRegistry,
+        Self::RouteBlackhole,
+        Self::PlatformMismatch,
+    ];
+
+    /// The wire name, e.g. `ACR_PULL_ROLE_MISSING`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AcrPullRoleMissing => "ACR_PULL_ROLE_MISSING",
+            Self::AcrAbacRoleMissing => "ACR_ABAC_ROLE_MISSING",
+            Self::SpSecretExpired => "SP_SECRET_EXPIRED",
+            Self::AcrRoleOnStalePrincipal => "ACR_ROLE_ON_STALE_PRINCIPAL",
+            Self::KubeletIdentityNotOnVmss => "KUBELET_IDENTITY_NOT_ON_VMSS",
+            Self::PullSecretInvalidSp => "PULL_SECRET_INVALID_SP",
+            Self::PullSecretStaleAdmin => "PULL_SECRET_STALE_ADMIN",
+            Self::ImageNotFound => "IMAGE_NOT_FOUND",
+            Self::LoginServerTypo => "LOGIN_SERVER_TYPO",
+            Self::PrivateDnsZoneNotLinked => "PRIVATE_DNS_ZONE_NOT_LINKED",
+            Self::AcrFirewallDeniesEgress => "ACR_FIREWALL_DENIES_EGRESS",
+            Self::VnetPeeringMissing => "VNET_PEERING_MISSING",
+            Self::VnetPeeringDisconnected => "VNET_PEERING_DISCONNECTED",
+            Self::NsgBlocksRegistry => "NSG_BLOCKS_REGISTRY",
+            Self::RouteBlackhole => "ROUTE_BLACKHOLE",
+            Self::PlatformMismatch => "PLATFORM_MISMATCH",
+        }
+    }
+
+    /// One line on what the code means.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::AcrPullRoleMissing => "the pulling identity has no AcrPull role on the registry",
+            Self::AcrAbacRoleMissing => {
+                "the registry uses ABAC repository permissions and the identity lacks Repository Reader"
+            }
+            Self::SpSecretExpired => "the cluster's service principal secret has expired",
+            Self::AcrRoleOnStalePrincipal => "AcrPull is assigned to a principal the cluster no longer uses",
+            Self::KubeletIdentityNotOnVmss => "the kubelet identity is not assigned to the node pool's scale set",
+            Self::PullSecretInvalidSp => "the pull secret's service principal credentials are wrong or expired",
+            Self::PullSecretStaleAdmin => "the pull secret holds outdated registry admin credentials",
+            Self::ImageNotFound => "the repository or tag does not exist in the registry",
+            Self::LoginServerTypo => "the image names a registry host that does not exist (login server typo)",
+            Self::PrivateDnsZoneNotLinked => "the private DNS zone is not linked to the cluster's VNet",
+            Self::AcrFirewallDeniesEgress => "the registry firewall does not allow the cluster's egress IP",
+            Self::VnetPeeringMissing => "no VNet peering connects the cluster to the registry's private endpoint",
+            Self::VnetPeeringDisconnected => "the VNet peering to the private endpoint's VNet is Disconnected",
+            Self::NsgBlocksRegistry => "a network security group rule blocks traffic to the registry",
+            Self::RouteBlackhole => "a route table sends registry traffic nowhere",
+            Self::PlatformMismatch => "the image has no variant for the node's operating system or architecture",
+        }
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown finding code, with the closest known one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown finding code `{given}`{}", .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+pub struct UnknownFindingCode {
+    /// What was given.
+    pub given: String,
+    /// The closest valid code.
+    pub suggestion: Option<&'static str>,
+}
+
+impl FromStr for FindingCode {
+    type Err = UnknownFindingCode;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
+        if let Some(code) = Self::ALL.iter().find(|c| c.as_str() == wanted) {
+            return Ok(*code);
+        }
+        let suggestion = Self::ALL
+            .iter()
+            .map(|c| (strsim::levenshtein(c.as_str(), &wanted), c.as_str()))
+            .min()
+            .filter(|(d, _)| *d <= wanted.len() / 2 + 2)
+            .map(|(_, c)| c);
+        Err(UnknownFindingCode { given: s.to_string(), suggestion })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for code in FindingCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
+        }
+        assert_eq!(FindingCode::ALL.len(), 16);
+    }
+
+    #[test]
+    fn suggests_close_codes() {
+        let err = "ACR_PULL_ROLE_MISING".parse::<FindingCode>().unwrap_err();
+        assert_eq!(err.suggestion, Some("ACR_PULL_ROLE_MISSING"));
+        assert!(err.to_string().contains("did you mean"));
+    }
+}

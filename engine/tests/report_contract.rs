@@ -1,0 +1,62 @@
+//! The engine contract: the committed JSON Schema matches the types, and the real binary's
+//! offline diagnosis follows it, with the documented exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn committed_report_schema_is_current() {
+    let committed = std::fs::read_to_string(root().join("engine/schema/report.schema.json")).unwrap();
+    assert!(committed == pulldoctor::report::schema_json(), "engine/schema/report.schema.json is stale: run `just schema`");
+}
+
+fn diagnose(fixture: &str, json: bool) -> (i32, String) {
+    let dir = root().join("fixtures/evidence").join(fixture);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulldoctor"));
+    cmd.arg("diagnose").arg("--dump").arg(dir.join("dump")).arg("--azure").arg(dir.join("azure.json"));
+    if json {
+        cmd.args(["--output", "json"]);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn binary_reports_findings_with_exit_code_1() {
+    let (code, stdout) = diagnose("private-dns-missing", true);
+    assert_eq!(code, 1);
+    let report: pulldoctor::Report = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report.codes(), [pulldoctor::FindingCode::PrivateDnsZoneNotLinked]);
+    let (code, text) = diagnose("private-dns-missing", false);
+    assert_eq!(code, 1);
+    assert!(text.contains("PRIVATE_DNS_ZONE_NOT_LINKED") && text.contains("proof:") && text.contains("fix"), "{text}");
+}
+
+#[test]
+fn binary_says_healthy_with_exit_code_0() {
+    let (code, text) = diagnose("healthy-baseline", false);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("healthy"));
+}
+
+#[test]
+fn binary_explains_errors_with_exit_code_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pulldoctor")).args(["diagnose", "--dump", "/nonexistent/dir"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read dump directory /nonexistent/dir") && err.contains("kubectl cluster-info dump"), "{err}");
+}
+
+#[test]
+fn explain_ranks_candidates_as_json() {
+    let msg = r#"Failed to pull image "myacr.azurecr.io/app:v1": rpc error: code = NotFound desc = failed to pull and unpack image "myacr.azurecr.io/app:v1": failed to resolve reference "myacr.azurecr.io/app:v1": myacr.azurecr.io/app:v1: not found"#;
+    let out = Command::new(env!("CARGO_BIN_EXE_pulldoctor")).args(["explain", msg, "--output", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["symptom"]["class"], "not_found");
+    assert_eq!(v["candidates"][0]["code"], "IMAGE_NOT_FOUND");
+}
