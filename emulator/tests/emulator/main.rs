@@ -1,0 +1,8 @@
+//! HTTPS tests of the emulator over loopback, with clients that trust only its CA.
+
+mod acr;
+mod arm;
+mod common;
+mod identity;
+mod registry;
+mod serve;
