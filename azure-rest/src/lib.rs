@@ -16,7 +16,7 @@ mod client;
 mod error;
 mod token;
 
-pub use client::{Client, ClientBuilder, Method};
+pub use client::{Client, ClientBuilder, Method, http_client};
 pub use error::RestError;
 pub use token::{AccessToken, ClientCredentials, StaticToken, TokenSource};
 

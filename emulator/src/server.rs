@@ -67,13 +67,30 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(PeerAddr(peer));
+        let caller = caller_of(peer, req.headers());
+        req.extensions_mut().insert(PeerAddr(caller));
         router.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// The caller's address: the peer, or, when the peer is on loopback, the address a local proxy
+/// names in `X-Forwarded-For` (the host backend's fronts inside network namespaces forward the
+/// node's traffic this way). Remote peers cannot claim another address.
+pub(crate) fn caller_of(peer: SocketAddr, headers: &hyper::HeaderMap) -> SocketAddr {
+    if !peer.ip().is_loopback() {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, peer.port()))
+        .unwrap_or(peer)
 }
 
 /// Accepts connections until `shutdown` turns true, then drains open connections.
@@ -122,4 +139,20 @@ pub(crate) fn spawn(
             tracing::warn!("open connections did not finish in time; closing them");
         }
     })
+}
+
+#[cfg(test)]
+mod caller_tests {
+    use super::caller_of;
+
+    #[test]
+    fn forwarded_for_is_trusted_only_from_loopback() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.10, 10.0.0.1".parse().unwrap());
+        let local = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(caller_of(local, &h).ip().to_string(), "203.0.113.10");
+        let remote = "192.0.2.7:5000".parse().unwrap();
+        assert_eq!(caller_of(remote, &h), remote);
+        assert_eq!(caller_of(local, &hyper::HeaderMap::new()), local);
+    }
 }

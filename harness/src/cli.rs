@@ -22,6 +22,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run scenarios end to end and grade the engine.
+    Run {
+        #[command(flatten)]
+        select: Select,
+        /// The backend.
+        #[arg(long, short, value_enum, default_value = "host")]
+        backend: Backend,
+        /// How many scenarios run at once (each in its own world).
+        #[arg(long, short = 'j', default_value_t = 1)]
+        parallel: usize,
+        /// Write run.json, junit.xml and failure artifacts here.
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+    },
+    /// The local Azure control plane.
+    Emulator {
+        #[command(subcommand)]
+        command: EmulatorCommand,
+    },
     /// List scenarios: name, cause, tags, backends.
     List(Select),
     /// Check scenario and baseline files (all, or the selected ones).
@@ -52,6 +71,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum EmulatorCommand {
+    /// Serve the emulator until Ctrl-C.
+    Serve(pullproof_emulator::ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -99,6 +124,10 @@ enum SchemaKind {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let layout = match &cli.root {
         Some(root) => Layout::under(root),
         None => Layout::discover(),
@@ -116,6 +145,12 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
     match command {
+        Command::Run { select, backend, parallel, report_dir } => run_scenarios(layout, select, backend.into(), parallel, &report_dir),
+        Command::Emulator { command: EmulatorCommand::Serve(args) } => {
+            let rt = runtime()?;
+            rt.block_on(pullproof_emulator::serve(args)).map_err(|e| vec![Diagnostic::new(format!("emulator: {e}"))])?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List(sel) => {
             let catalog = Catalog::load(layout);
             report_diagnostics(&catalog.diagnostics);
@@ -296,6 +331,60 @@ fn requests_json(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -
         "fault": realised(e.scenario.fault.mutation()),
         "inverse": realised(e.scenario.fault.inverse(&e.baseline)),
     })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| vec![Diagnostic::new(format!("cannot start the async runtime: {e}"))])
+}
+
+fn run_scenarios(layout: &Layout, select: Select, backend: BackendKind, parallel: usize, report_dir: &std::path::Path) -> Result<ExitCode, Vec<Diagnostic>> {
+    use pullproof::run::{Progress, Pulldoctor, run_many, summary_table, write_reports};
+    let catalog = Catalog::load(layout);
+    if !catalog.diagnostics.is_empty() {
+        return Err(catalog.diagnostics);
+    }
+    let entries: Vec<_> = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?.into_iter().cloned().collect();
+    if backend != BackendKind::Host {
+        return Err(vec![Diagnostic::new(format!("the {backend} backend cannot run on this machine"))
+            .hint(format!("`pullproof plan NAME --backend {backend} --requests` shows what it would do"))]);
+    }
+    let host = pullproof::backend::host::HostBackend::default();
+    pullproof::backend::host::preflight(&host.options).map_err(|e| vec![Diagnostic::new(e.to_string())])?;
+    let rt = runtime()?;
+    let total = entries.len();
+    let record = rt.block_on(async move {
+        let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: reverting and cleaning up (Ctrl-C again to abort at once)");
+                let _ = cancel_tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let progress = move |p: Progress| match p {
+            Progress::Started { scenario } => eprintln!("  start    {scenario}"),
+            Progress::Finished(r) => {
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let why = if r.reason.is_empty() { String::new() } else { format!(" — {}", r.reason) };
+                eprintln!("  [{n}/{total}] {:<18} {} ({:.2}s){why}", r.status.as_str(), r.scenario, r.millis as f64 / 1000.0);
+            }
+        };
+        let artifacts = report_dir.join("artifacts");
+        run_many(std::sync::Arc::new(host), std::sync::Arc::new(Pulldoctor), entries, parallel, Some(&artifacts), cancel, progress).await
+    });
+    print!("{}", summary_table(&record));
+    if let Err(e) = write_reports(&record, report_dir) {
+        eprintln!("warning: cannot write reports to {}: {e}", report_dir.display());
+    } else {
+        eprintln!("reports: {}/run.json, {}/junit.xml", report_dir.display(), report_dir.display());
+    }
+    Ok(if record.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn report_diagnostics(diags: &[Diagnostic]) {

@@ -11,6 +11,7 @@
 //! - [`diagnostic`]: file:line:column errors with hints.
 
 pub mod arm;
+pub mod backend;
 pub mod baseline;
 pub mod catalog;
 pub mod diagnostic;
