@@ -30,6 +30,9 @@ pub const SSL_CERT_FILE_ENV: &str = "SSL_CERT_FILE";
 /// that send connections for `HOST:PORT` to the IP `ADDR` port `PORT2`, keeping the host name
 /// for TLS and the `Host` header.
 pub const CONNECT_TO_ENV: &str = "ACR_CREDENTIAL_PROVIDER_CONNECT_TO";
+/// Overrides the budget of one HTTP call, in whole seconds (default 60, as upstream). A kubelet
+/// admin sets it through the `env` of the plugin's CredentialProviderConfig.
+pub const TIMEOUT_ENV: &str = "ACR_CREDENTIAL_PROVIDER_TIMEOUT";
 /// Azure's instance metadata service.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// The IMDS token path.
@@ -140,6 +143,13 @@ impl ClientSettings {
             settings.imds_endpoint = endpoint.trim().trim_end_matches('/').to_owned();
         }
         settings.ca_file = lookup(SSL_CERT_FILE_ENV).filter(|v| !v.trim().is_empty()).map(PathBuf::from);
+        if let Some(secs) = lookup(TIMEOUT_ENV).filter(|v| !v.trim().is_empty()) {
+            let secs: u64 = secs
+                .trim()
+                .parse()
+                .map_err(|_| ProviderError::Request(format!("{TIMEOUT_ENV} must be whole seconds, not `{secs}`")))?;
+            settings.timeout = Duration::from_secs(secs.max(1));
+        }
         if let Some(rules) = lookup(CONNECT_TO_ENV) {
             settings.connect_to = rules
                 .split(',')

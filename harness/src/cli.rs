@@ -125,7 +125,7 @@ enum SchemaKind {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,pullproof_host_kubelet=error".into()))
         .with_writer(std::io::stderr)
         .init();
     let layout = match &cli.root {

@@ -202,7 +202,7 @@ async fn proposed_remediation_applies_the_scenarios_own_fix() {
     let script = Script { symptom: Some(SymptomClass::NotFound), ..Default::default() };
     let (rec, log) = run("image-tag-not-found", script, vec![FindingCode::ImageNotFound]).await;
     assert_eq!(rec.status, Status::Passed, "{rec:#?}");
-    assert!(log.iter().any(|l| l.starts_with("apply set the workload image to {loginServer}/app:v1")), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("apply restore the workload")), "{log:?}");
     assert!(!log.contains(&"remediate".to_string()));
 }
 

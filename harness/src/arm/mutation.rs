@@ -16,6 +16,8 @@ pub enum ClusterOp {
     SetImage(String),
     /// Rewrite the pull secret from the registry's current admin credentials.
     RefreshPullSecret(String),
+    /// Put the workload back as the baseline declares it.
+    RestoreWorkload,
 }
 
 /// A change only an emulated control plane can make (Azure has no API that does it at once).
@@ -115,6 +117,7 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
             format!("regenerate admin {password}"),
         )]),
         Mutation::RefreshPullSecret { secret } => Realisation::Cluster(ClusterOp::RefreshPullSecret(secret.clone())),
+        Mutation::RestoreWorkload => Realisation::Cluster(ClusterOp::RestoreWorkload),
         Mutation::SetImage { image } => {
             Realisation::Cluster(ClusterOp::SetImage(image.replace("{loginServer}", &b.registry.login_server())))
         }

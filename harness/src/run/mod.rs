@@ -54,6 +54,11 @@ where
     let parallel = parallel.max(1);
     let gate = Arc::new(Semaphore::new(parallel));
     let progress = Arc::new(progress);
+    // Longest first (by inject budget: the dropped-packet scenarios wait out containerd's dial
+    // timeout), so the slow ones overlap instead of trailing; records keep catalog order.
+    let order: Vec<String> = entries.iter().map(|e| e.scenario.name.clone()).collect();
+    let mut entries = entries;
+    entries.sort_by_key(|e| std::cmp::Reverse(e.scenario.budgets.inject));
     let mut tasks = Vec::new();
     for entry in entries {
         let (backend, engine, gate, progress, cancel) =
@@ -78,6 +83,7 @@ where
             Err(e) => tracing::error!("a scenario task panicked: {e}"),
         }
     }
+    scenarios.sort_by_key(|r| order.iter().position(|n| n == &r.scenario));
     RunRecord {
         schema_version: "1".into(),
         pullproof: env!("CARGO_PKG_VERSION").into(),

@@ -138,6 +138,8 @@ pub enum Mutation {
     /// Set the workload image.
     #[serde(rename_all = "camelCase")]
     SetImage { image: String },
+    /// Put the workload back as the baseline declares it (image, node selector, pull secret).
+    RestoreWorkload,
     /// Create a VNet link.
     #[serde(rename_all = "camelCase")]
     CreateVnetLink { zone: String, vnet: String },
@@ -238,7 +240,7 @@ impl Fault {
             Fault::RegenerateRegistryPassword { .. } => Mutation::RefreshPullSecret {
                 secret: baseline.workload.pull_secret.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
             },
-            Fault::SetImage { .. } => Mutation::SetImage { image: baseline.workload.image.clone() },
+            Fault::SetImage { .. } => Mutation::RestoreWorkload,
             Fault::DeleteVnetLink { zone, vnet } => Mutation::CreateVnetLink { zone, vnet },
             Fault::RemoveRegistryIpRule { allow } => Mutation::AddRegistryIpRule { allow },
             Fault::DeletePeering { from, to, both_sides } => Mutation::CreatePeering { from, to, both_sides },
@@ -383,6 +385,7 @@ impl Mutation {
                 format!("rewrite pull secret {secret} from the registry's current admin credentials")
             }
             Mutation::SetImage { image } => format!("set the workload image to {image}"),
+            Mutation::RestoreWorkload => "restore the workload as the baseline declares it (image, nodeSelector)".into(),
             Mutation::CreateVnetLink { zone, vnet } => format!("link zone {zone} to vnet {vnet}"),
             Mutation::DeleteVnetLink { zone, vnet } => format!("delete zone {zone}'s link to vnet {vnet}"),
             Mutation::AddRegistryIpRule { allow } => format!("allow {allow} in the registry firewall"),

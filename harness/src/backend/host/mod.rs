@@ -204,6 +204,10 @@ impl HostWorld {
         let root = dir.join("token-root.pem");
         std::fs::write(&root, &self.emulator().ca_pem).map_err(|e| err("registry")(e2s(e)))?;
         let auth = self.emulator().registry_token_auth(&login);
+        // The harness's own calls to the token service (pushing the baseline's images) come from
+        // loopback: treat them as arriving through a private endpoint, as a build agent inside
+        // the VNet would. The node's traffic carries its real address (X-Forwarded-For).
+        self.emulator().mark_private_source(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         let registry = Registry::start(RegistryConfig {
             base_dir: Some(dir.clone()),
             log_file: Some(dir.join("registry.log")),
@@ -284,6 +288,9 @@ impl HostWorld {
         let mut provider = CredentialProvider::aks(&self.cloud_config.display().to_string());
         provider.name = options.credential_provider.file_name().and_then(|n| n.to_str()).unwrap_or("acr-credential-provider").to_string();
         provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar { name: "SSL_CERT_FILE".into(), value: bundle.display().to_string() });
+        // Upstream allows 60 s per call; an unreachable registry then costs a minute before the
+        // kubelet's anonymous pull. Five seconds keeps the same outcome and message.
+        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar { name: "ACR_CREDENTIAL_PROVIDER_TIMEOUT".into(), value: "5".into() });
         // The plugin runs as a node process: the node's network and the VNet's resolver.
         let plugin_prefix = vec![
             "nsenter".to_string(),
@@ -361,6 +368,15 @@ impl HostWorld {
             .put(&assignment, api, &json!({ "properties": { "roleDefinitionId": role, "principalId": op.service_principal_object_id, "principalType": "ServicePrincipal" } }))
             .await
             .map_err(|e| err("push role")(e2s(e)))?;
+        // A firewalled registry lets the harness push only from an allowed address (the push
+        // comes from loopback); the rule is removed again before anything observes the world.
+        let registry_id = self.world.registry(&b);
+        let firewalled = b.registry.firewall.is_some();
+        let loopback_rule = serde_json::json!({ "action": "Allow", "value": "127.0.0.1" });
+        if firewalled {
+            let add = Request::update(registry_id.clone(), azure_model::api_version::CONTAINER_REGISTRY, crate::arm::Edit::Append { pointer: "/properties/networkRuleSet/ipRules".into(), value: loopback_rule.clone() }, "allow the harness to push");
+            self.apply_azure(&[add]).await?;
+        }
         let login = self.login_server.clone();
         for repo in &b.registry.repositories {
             let token = self.registry_token(&op.client_id, op.client_secret.expose(), &repo.name).await?;
@@ -375,6 +391,10 @@ impl HostWorld {
             self.emulator().push_repository(&login, &repo.name, &tags, &platforms);
         }
         self.exec.arm.delete(&assignment, api).await.map_err(|e| err("push role")(e2s(e)))?;
+        if firewalled {
+            let remove = Request::update(registry_id, azure_model::api_version::CONTAINER_REGISTRY, crate::arm::Edit::RemoveWhere { pointer: "/properties/networkRuleSet/ipRules".into(), field: "value".into(), equals: serde_json::json!("127.0.0.1") }, "remove the harness's push rule");
+            self.apply_azure(&[remove]).await?;
+        }
         Ok(())
     }
 
@@ -575,7 +595,7 @@ impl crate::run::World for HostWorld {
             for inv in &kubelet.plugin_invocations()[seen..] {
                 if let Err(e) = &inv.result {
                     // The kubelet logs this and pulls without credentials; so do we.
-                    tracing::warn!(image = %inv.image, "credential provider failed: {e}");
+                    tracing::debug!(image = %inv.image, "credential provider failed: {e}");
                     let line = format!("{} {}: {e}\n", inv.image, inv.provider);
                     let _ = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("plugin.log")).and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
                 }
@@ -609,6 +629,13 @@ impl crate::run::World for HostWorld {
             Realisation::Cluster(ClusterOp::SetImage(image)) => {
                 let wl = &self.baseline.workload;
                 self.cluster.lock().await.set_image(&wl.namespace, &wl.name, &wl.container, &image).map_err(|e| err("set image")(e2s(e)))?;
+            }
+            Realisation::Cluster(ClusterOp::RestoreWorkload) => {
+                let wl = self.baseline.workload.clone();
+                let image = wl.image_for(&self.baseline.registry);
+                let mut c = self.cluster.lock().await;
+                c.set_image(&wl.namespace, &wl.name, &wl.container, &image).map_err(|e| err("restore image")(e2s(e)))?;
+                c.set_node_selector(&wl.namespace, &wl.name, wl.node_selector.clone()).map_err(|e| err("restore nodeSelector")(e2s(e)))?;
             }
             Realisation::Cluster(ClusterOp::RefreshPullSecret(secret)) => {
                 let (user, pass) = self.pull_secret_credentials(&PullSecretSource::Admin).await?;
