@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pulldoctor::apply;
+use pulldoctor::collect::{self, AzureConfig, KubeOptions, Selection, Target};
+use pulldoctor::credential::AzureAuth;
 use pulldoctor::detect::candidates;
 use pulldoctor::report::{self, Report, exit, render_text};
 use pulldoctor::symptom::Symptom;
@@ -28,23 +33,120 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Diagnose failing pulls from a cluster dump and an Azure inventory (offline).
+    /// Diagnose failing pulls: live (kubeconfig or in-cluster, and Azure), or offline from a
+    /// cluster dump and an Azure inventory (`--dump DIR --azure FILE`).
+    #[command(after_help = "Exit codes: 0 healthy, 1 findings (or failing pulls without a known cause), 2 error.")]
     Diagnose {
-        /// A `kubectl cluster-info dump --all-namespaces --output-directory DIR` directory.
-        #[arg(long)]
-        dump: PathBuf,
-        /// A JSON inventory of ARM resources (see the README: "Azure inventory").
-        #[arg(long)]
-        azure: Option<PathBuf>,
-        /// Judge expiry dates at this instant (RFC 3339) instead of now.
-        #[arg(long)]
-        now: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Output format.
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show the plan that fixes the findings (dry run), or apply it with `--apply`.
+    #[command(
+        after_help = "Exit codes: 0 nothing left to do, 1 steps remain (dry run, or steps for a person), 2 error or a failed step."
+    )]
+    Fix {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Carry the plan out (the default is a dry run that only reads).
+        #[arg(long)]
+        apply: bool,
+        /// Do not ask for confirmation on a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Output format (JSON: the plan, its requests and the audit trail).
         #[arg(long, short, value_enum, default_value = "text")]
         output: Output,
     },
     /// Print the JSON Schema of the report (the engine contract).
     Schema,
+}
+
+/// Where the evidence comes from.
+#[derive(Args, Clone)]
+struct SourceArgs {
+    /// Offline: a `kubectl cluster-info dump --all-namespaces --output-directory DIR` directory.
+    #[arg(long, help_heading = "Offline")]
+    dump: Option<PathBuf>,
+    /// A JSON inventory of ARM resources (see the README: "Azure inventory"); with it, Azure is
+    /// not read live.
+    #[arg(long, help_heading = "Offline")]
+    azure: Option<PathBuf>,
+    /// Judge expiry dates at this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    now: Option<String>,
+
+    /// The pod to diagnose (default: every pod of the namespace waiting on an image).
+    #[arg(value_name = "POD", help_heading = "Live")]
+    pod: Option<String>,
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n', help_heading = "Live")]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(long, short = 'A', conflicts_with_all = ["namespace", "pod"], help_heading = "Live")]
+    all_namespaces: bool,
+    /// Only pods matching this label selector (`app=web`).
+    #[arg(long, short = 'l', conflicts_with = "pod", help_heading = "Live")]
+    selector: Option<String>,
+    /// The kubeconfig context (default: the current one).
+    #[arg(long, help_heading = "Live")]
+    context: Option<String>,
+    /// The AKS cluster, `RESOURCE_GROUP/NAME` (default: found from the nodes' provider ids).
+    #[arg(long, value_parser = parse_cluster, help_heading = "Live")]
+    cluster: Option<(String, String)>,
+    /// The subscription (default: from the nodes' provider ids, `AZURE_SUBSCRIPTION_ID`, or the
+    /// only one the credential sees).
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", help_heading = "Live")]
+    subscription: Option<String>,
+    /// Do not read Azure (Kubernetes evidence only).
+    #[arg(long, help_heading = "Live")]
+    no_azure: bool,
+    /// Do not read Microsoft Graph (application secret expiry).
+    #[arg(long, help_heading = "Live")]
+    no_graph: bool,
+    /// Print what the collection cost (requests, time) on stderr.
+    #[arg(long, help_heading = "Live")]
+    stats: bool,
+
+    /// The ARM endpoint.
+    #[arg(long, env = "PULLDOCTOR_ARM_ENDPOINT", default_value = azure_rest::ARM_ENDPOINT, help_heading = "Azure")]
+    arm_endpoint: String,
+    /// The Microsoft Graph endpoint.
+    #[arg(long, env = "PULLDOCTOR_GRAPH_ENDPOINT", default_value = azure_rest::GRAPH_ENDPOINT, help_heading = "Azure")]
+    graph_endpoint: String,
+    /// A PEM CA bundle to trust besides the system roots (e.g. pullproof's emulator CA).
+    #[arg(long, env = "PULLDOCTOR_CA_FILE", help_heading = "Azure")]
+    ca_file: Option<PathBuf>,
+    /// Client credentials instead of the azure_identity chain: the token endpoint
+    /// (`https://HOST/TENANT/oauth2/v2.0/token`).
+    #[arg(long, env = "PULLDOCTOR_TOKEN_URL", requires_all = ["client_id", "client_secret"], help_heading = "Azure")]
+    token_url: Option<String>,
+    /// The client id for `--token-url`.
+    #[arg(long, env = "PULLDOCTOR_CLIENT_ID", help_heading = "Azure")]
+    client_id: Option<String>,
+    /// The client secret for `--token-url` (prefer the environment variable).
+    #[arg(long, env = "PULLDOCTOR_CLIENT_SECRET", hide_env_values = true, help_heading = "Azure")]
+    client_secret: Option<String>,
+    /// A bearer token used for ARM and Graph as is (e.g. from `az account get-access-token`).
+    #[arg(
+        long,
+        env = "PULLDOCTOR_ACCESS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_url",
+        help_heading = "Azure"
+    )]
+    access_token: Option<String>,
+}
+
+fn parse_cluster(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((rg, name)) if !rg.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((rg.to_string(), name.to_string()))
+        }
+        _ => Err(format!("`{s}` is not RESOURCE_GROUP/NAME")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -55,6 +157,12 @@ enum Output {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match cli.command {
         Command::Explain { message, output } => {
             let symptom = Symptom::parse(&message);
@@ -67,25 +175,21 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Diagnose { dump, azure, now, output } => {
-            let mut evidence = match Evidence::load(&dump, azure.as_deref()) {
-                Ok(e) => e,
+        Command::Diagnose { source, output } => {
+            let gathered = match gather(&source) {
+                Ok(g) => g,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(exit::ERROR);
                 }
             };
-            if let Some(now) = now {
-                match azure_model::graph::parse_time(&now) {
-                    Some(t) => evidence.now = Some(t),
-                    None => {
-                        eprintln!("error: --now `{now}` is not an RFC 3339 time (e.g. 2026-11-22T12:00:00Z)");
-                        return ExitCode::from(exit::ERROR);
-                    }
-                }
-            }
-            let diagnosis = diagnose(&evidence);
-            let report = Report::from_diagnosis(&diagnosis, evidence.azure.unavailable.clone());
+            let diagnosis = diagnose(&gathered.evidence);
+            let report = if gathered.runtime.is_some() {
+                collect::report(&diagnosis, &gathered.evidence)
+            } else {
+                // Offline: exactly the report of the dump and inventory.
+                Report::from_diagnosis(&diagnosis, gathered.evidence.azure.unavailable.clone())
+            };
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
@@ -93,11 +197,197 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(report.status.exit_code())
         }
+        Command::Fix { source, apply, yes, output } => fix(&source, apply, yes, output),
         Command::Schema => {
             print!("{}", report::schema_json());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Evidence and, for live runs, the connections used to collect it.
+struct Gathered {
+    evidence: Evidence,
+    runtime: Option<tokio::runtime::Runtime>,
+    connections: apply::Connections,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())
+}
+
+fn azure_config(src: &SourceArgs) -> Result<AzureConfig, String> {
+    let mut ca_pem = Vec::new();
+    if let Some(f) = &src.ca_file {
+        ca_pem.push(std::fs::read_to_string(f).map_err(|e| format!("cannot read --ca-file {}: {e}", f.display()))?);
+    }
+    let auth = match (&src.token_url, &src.access_token) {
+        (Some(url), _) => AzureAuth::ClientCredentials {
+            token_url: url.clone(),
+            client_id: src.client_id.clone().unwrap_or_default(),
+            client_secret: src.client_secret.clone().unwrap_or_default(),
+        },
+        (None, Some(t)) => AzureAuth::Token(t.clone()),
+        (None, None) => AzureAuth::Chain,
+    };
+    Ok(AzureConfig {
+        arm_endpoint: src.arm_endpoint.clone(),
+        graph_endpoint: src.graph_endpoint.clone(),
+        ca_pem,
+        auth,
+        read_graph: !src.no_graph,
+        backoff: None,
+    })
+}
+
+fn load_inventory(path: &std::path::Path) -> Result<azure_model::Inventory, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read Azure inventory {}: {e}", path.display()))?;
+    azure_model::Inventory::from_json(&text)
+        .map_err(|e| format!("Azure inventory {} is not valid: {e}", path.display()))
+}
+
+fn gather(src: &SourceArgs) -> Result<Gathered, String> {
+    let mut g = if let Some(dump) = &src.dump {
+        // Offline, exactly as before.
+        let evidence = Evidence::load(dump, src.azure.as_deref()).map_err(|e| e.to_string())?;
+        Gathered { evidence, runtime: None, connections: apply::Connections::default() }
+    } else {
+        let rt = runtime()?;
+        let azure = if src.no_azure || src.azure.is_some() {
+            None
+        } else {
+            Some(azure_config(src)?.clients().map_err(|e| e.to_string())?)
+        };
+        let selection = Selection {
+            namespace: src.namespace.clone(),
+            all_namespaces: src.all_namespaces,
+            pod: src.pod.clone(),
+            selector: src.selector.clone(),
+        };
+        let target = Target { subscription: src.subscription.clone(), cluster: src.cluster.clone() };
+        let (live, kube) = rt.block_on(async {
+            let kube = collect::k8s::client(src.context.as_deref()).await.map_err(|e| e.to_string())?;
+            let live = collect::collect_live(kube.clone(), &selection, KubeOptions::default(), azure.as_ref(), &target)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((live, kube))
+        })?;
+        if src.stats {
+            eprintln!(
+                "collected in {:.2?}: {} Kubernetes, {} ARM, {} Graph requests; {} failing pod(s), {} unavailable read(s)",
+                live.elapsed,
+                live.kube_requests,
+                live.arm_requests,
+                live.graph_requests,
+                live.evidence.pods.len(),
+                live.evidence.azure.unavailable.len()
+            );
+        }
+        let mut evidence = live.evidence;
+        if let Some(path) = &src.azure {
+            let mut inv = load_inventory(path)?;
+            inv.unavailable.splice(0..0, evidence.azure.unavailable.drain(..));
+            evidence.azure = inv;
+        }
+        let connections = apply::Connections {
+            arm: azure.as_ref().map(|a| a.arm.clone()),
+            graph: azure.as_ref().and_then(|a| a.graph.clone()),
+            kube: Some(kube),
+        };
+        Gathered { evidence, runtime: Some(rt), connections }
+    };
+    if let Some(now) = &src.now {
+        match azure_model::graph::parse_time(now) {
+            Some(t) => g.evidence.now = Some(t),
+            None => return Err(format!("--now `{now}` is not an RFC 3339 time (e.g. 2026-11-22T12:00:00Z)")),
+        }
+    }
+    Ok(g)
+}
+
+fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode {
+    let mut g = match gather(src) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let diagnosis = diagnose(&g.evidence);
+    let report = collect::report(&diagnosis, &g.evidence);
+    let actions: Vec<pulldoctor::Action> =
+        report.findings.iter().flat_map(|f| f.plan.actions.iter().cloned()).collect();
+    let now = g.evidence.now();
+    let steps = apply::translate(&actions, &apply::PlanContext { inventory: &g.evidence.azure, now });
+
+    // Offline evidence with an ARM endpoint given explicitly: connect to Azure to check/apply.
+    if g.runtime.is_none() && (apply_it || src.token_url.is_some() || src.access_token.is_some()) && !src.no_azure {
+        match azure_config(src).and_then(|c| c.clients().map_err(|e| e.to_string())) {
+            Ok(c) => {
+                g.connections.arm = Some(c.arm);
+                g.connections.graph = c.graph;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::ERROR);
+            }
+        }
+        match runtime() {
+            Ok(rt) => g.runtime = Some(rt),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::ERROR);
+            }
+        }
+    }
+
+    if output == Output::Text {
+        print!("{}", render_text(&report));
+        println!();
+        println!("plan:");
+        print!("{}", apply::render_plan(&steps));
+    }
+    let automatic = steps.iter().any(|s| s.manual.is_none());
+    if apply_it && automatic && !yes && std::io::stdin().is_terminal() {
+        eprint!("apply these changes? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing applied");
+            return ExitCode::from(exit::FINDINGS);
+        }
+    }
+    let executor = apply::Executor { connections: g.connections.clone(), apply: apply_it, now };
+    let audit = match &g.runtime {
+        Some(rt) => rt.block_on(executor.run(&steps)),
+        None => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::ERROR);
+                }
+            };
+            rt.block_on(executor.run(&steps))
+        }
+    };
+    if output == Output::Json {
+        let doc = serde_json::json!({
+            "report": report,
+            "plan": steps,
+            "audit": audit,
+            "alreadyFixed": audit.already_fixed() || (steps.is_empty() && report.status == report::Status::Healthy),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!();
+        print!("{}", apply::render_audit(&audit));
+    }
+    if steps.is_empty() {
+        return ExitCode::from(report.status.exit_code());
+    }
+    ExitCode::from(audit.exit_code())
 }
 
 fn explain_text(s: &Symptom, ranked: &[pulldoctor::detect::Candidate]) -> String {
@@ -110,12 +400,20 @@ fn explain_text(s: &Symptom, ranked: &[pulldoctor::detect::Candidate]) -> String
     for (i, a) in s.attempts.iter().enumerate() {
         let mut facts = vec![format!("class {}", a.class)];
         if let Some(c) = a.credentials {
-            facts.push(format!("credentials {}", serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()));
+            facts.push(format!(
+                "credentials {}",
+                serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+            ));
         }
         if let Some(st) = a.status {
             facts.push(format!("HTTP {st}"));
         }
-        for (k, v) in [("token url", &a.token_url), ("dialled", &a.dialed), ("lookup of", &a.lookup_host), ("client ip", &a.client_ip)] {
+        for (k, v) in [
+            ("token url", &a.token_url),
+            ("dialled", &a.dialed),
+            ("lookup of", &a.lookup_host),
+            ("client ip", &a.client_ip),
+        ] {
             if let Some(v) = v {
                 facts.push(format!("{k} {v}"));
             }

@@ -23,6 +23,9 @@
 //! assert_eq!(s.class, SymptomClass::NotFound);
 //! ```
 
+pub mod apply;
+pub mod collect;
+pub mod credential;
 pub mod detect;
 pub mod evidence;
 pub mod finding;

@@ -11,7 +11,10 @@ fn root() -> PathBuf {
 #[test]
 fn committed_report_schema_is_current() {
     let committed = std::fs::read_to_string(root().join("engine/schema/report.schema.json")).unwrap();
-    assert!(committed == pulldoctor::report::schema_json(), "engine/schema/report.schema.json is stale: run `just schema`");
+    assert!(
+        committed == pulldoctor::report::schema_json(),
+        "engine/schema/report.schema.json is stale: run `just schema`"
+    );
 }
 
 fn diagnose(fixture: &str, json: bool) -> (i32, String) {
@@ -45,16 +48,23 @@ fn binary_says_healthy_with_exit_code_0() {
 
 #[test]
 fn binary_explains_errors_with_exit_code_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pulldoctor")).args(["diagnose", "--dump", "/nonexistent/dir"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pulldoctor"))
+        .args(["diagnose", "--dump", "/nonexistent/dir"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read dump directory /nonexistent/dir") && err.contains("kubectl cluster-info dump"), "{err}");
+    assert!(
+        err.contains("cannot read dump directory /nonexistent/dir") && err.contains("kubectl cluster-info dump"),
+        "{err}"
+    );
 }
 
 #[test]
 fn explain_ranks_candidates_as_json() {
     let msg = r#"Failed to pull image "myacr.azurecr.io/app:v1": rpc error: code = NotFound desc = failed to pull and unpack image "myacr.azurecr.io/app:v1": failed to resolve reference "myacr.azurecr.io/app:v1": myacr.azurecr.io/app:v1: not found"#;
-    let out = Command::new(env!("CARGO_BIN_EXE_pulldoctor")).args(["explain", msg, "--output", "json"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_pulldoctor")).args(["explain", msg, "--output", "json"]).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["symptom"]["class"], "not_found");

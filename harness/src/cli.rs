@@ -76,7 +76,7 @@ enum Command {
 #[derive(Subcommand)]
 enum EmulatorCommand {
     /// Serve the emulator until Ctrl-C.
-    Serve(pullproof_emulator::ServeArgs),
+    Serve(Box<pullproof_emulator::ServeArgs>),
 }
 
 #[derive(clap::Args)]
@@ -125,7 +125,10 @@ enum SchemaKind {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,pullproof_host_kubelet=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,pullproof_host_kubelet=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let layout = match &cli.root {
@@ -145,10 +148,13 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
     match command {
-        Command::Run { select, backend, parallel, report_dir } => run_scenarios(layout, select, backend.into(), parallel, &report_dir),
+        Command::Run { select, backend, parallel, report_dir } => {
+            run_scenarios(layout, select, backend.into(), parallel, &report_dir)
+        }
         Command::Emulator { command: EmulatorCommand::Serve(args) } => {
             let rt = runtime()?;
-            rt.block_on(pullproof_emulator::serve(args)).map_err(|e| vec![Diagnostic::new(format!("emulator: {e}"))])?;
+            rt.block_on(pullproof_emulator::serve(*args))
+                .map_err(|e| vec![Diagnostic::new(format!("emulator: {e}"))])?;
             Ok(ExitCode::SUCCESS)
         }
         Command::List(sel) => {
@@ -340,16 +346,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .map_err(|e| vec![Diagnostic::new(format!("cannot start the async runtime: {e}"))])
 }
 
-fn run_scenarios(layout: &Layout, select: Select, backend: BackendKind, parallel: usize, report_dir: &std::path::Path) -> Result<ExitCode, Vec<Diagnostic>> {
+fn run_scenarios(
+    layout: &Layout,
+    select: Select,
+    backend: BackendKind,
+    parallel: usize,
+    report_dir: &std::path::Path,
+) -> Result<ExitCode, Vec<Diagnostic>> {
     use pullproof::run::{Progress, Pulldoctor, run_many, summary_table, write_reports};
     let catalog = Catalog::load(layout);
     if !catalog.diagnostics.is_empty() {
         return Err(catalog.diagnostics);
     }
-    let entries: Vec<_> = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?.into_iter().cloned().collect();
+    let entries: Vec<_> =
+        catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?.into_iter().cloned().collect();
     if backend != BackendKind::Host {
-        return Err(vec![Diagnostic::new(format!("the {backend} backend cannot run on this machine"))
-            .hint(format!("`pullproof plan NAME --backend {backend} --requests` shows what it would do"))]);
+        return Err(vec![
+            Diagnostic::new(format!("the {backend} backend cannot run on this machine"))
+                .hint(format!("`pullproof plan NAME --backend {backend} --requests` shows what it would do")),
+        ]);
     }
     let host = pullproof::backend::host::HostBackend::default();
     pullproof::backend::host::preflight(&host.options).map_err(|e| vec![Diagnostic::new(e.to_string())])?;
@@ -372,11 +387,25 @@ fn run_scenarios(layout: &Layout, select: Select, backend: BackendKind, parallel
             Progress::Finished(r) => {
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 let why = if r.reason.is_empty() { String::new() } else { format!(" — {}", r.reason) };
-                eprintln!("  [{n}/{total}] {:<18} {} ({:.2}s){why}", r.status.as_str(), r.scenario, r.millis as f64 / 1000.0);
+                eprintln!(
+                    "  [{n}/{total}] {:<18} {} ({:.2}s){why}",
+                    r.status.as_str(),
+                    r.scenario,
+                    r.millis as f64 / 1000.0
+                );
             }
         };
         let artifacts = report_dir.join("artifacts");
-        run_many(std::sync::Arc::new(host), std::sync::Arc::new(Pulldoctor), entries, parallel, Some(&artifacts), cancel, progress).await
+        run_many(
+            std::sync::Arc::new(host),
+            std::sync::Arc::new(Pulldoctor),
+            entries,
+            parallel,
+            Some(&artifacts),
+            cancel,
+            progress,
+        )
+        .await
     });
     print!("{}", summary_table(&record));
     if let Err(e) = write_reports(&record, report_dir) {

@@ -385,7 +385,9 @@ impl Mutation {
                 format!("rewrite pull secret {secret} from the registry's current admin credentials")
             }
             Mutation::SetImage { image } => format!("set the workload image to {image}"),
-            Mutation::RestoreWorkload => "restore the workload as the baseline declares it (image, nodeSelector)".into(),
+            Mutation::RestoreWorkload => {
+                "restore the workload as the baseline declares it (image, nodeSelector)".into()
+            }
             Mutation::CreateVnetLink { zone, vnet } => format!("link zone {zone} to vnet {vnet}"),
             Mutation::DeleteVnetLink { zone, vnet } => format!("delete zone {zone}'s link to vnet {vnet}"),
             Mutation::AddRegistryIpRule { allow } => format!("allow {allow} in the registry firewall"),

@@ -45,7 +45,11 @@ struct Shared {
 type Body = Full<Bytes>;
 
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
-    Response::builder().status(status).header("content-type", content_type).body(Full::new(Bytes::from(body))).unwrap_or_default()
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
 }
 
 /// A running front; dropping it stops every listener.
@@ -107,7 +111,12 @@ impl Front {
 
     /// Serves IMDS on `listener` (bound inside the node namespace at 169.254.169.254:80),
     /// forwarding to the emulator as the node at `node_ip`.
-    pub fn imds(listener: std::net::TcpListener, node_ip: IpAddr, emulator_base: &str, emulator: reqwest::Client) -> std::io::Result<Front> {
+    pub fn imds(
+        listener: std::net::TcpListener,
+        node_ip: IpAddr,
+        emulator_base: &str,
+        emulator: reqwest::Client,
+    ) -> std::io::Result<Front> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let base = emulator_base.trim_end_matches('/').to_string();
@@ -120,7 +129,8 @@ impl Front {
                         let (base, client) = (base.clone(), client.clone());
                         async move { Ok::<_, std::convert::Infallible>(forward(&client, &base, "", node_ip, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -154,7 +164,8 @@ async fn handle_registry(shared: &Shared, kind: Endpoint, peer: SocketAddr, req:
 /// Forwards a request to distribution over its unix socket, as is.
 async fn to_registry(socket: &PathBuf, req: Request<Incoming>) -> Result<Response<Body>, String> {
     let stream = UnixStream::connect(socket).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -167,7 +178,13 @@ async fn to_registry(socket: &PathBuf, req: Request<Incoming>) -> Result<Respons
 }
 
 /// Forwards a request to the emulator at `base + prefix + path?query`, naming the caller.
-async fn forward(client: &reqwest::Client, base: &str, prefix: &str, caller: IpAddr, req: Request<Incoming>) -> Response<Body> {
+async fn forward(
+    client: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    caller: IpAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return text(StatusCode::BAD_REQUEST, "text/plain", "unreadable body".into());

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use azure_rest::{ARM_SCOPE, Client, ClientCredentials, GRAPH_SCOPE};
 use pulldoctor::plan::Action;
 use pullproof_emulator::{DataPlane, Emulator, EmulatorConfig, RunningEmulator};
-use pullproof_host_kubelet::{Cluster, CredentialProvider, CredentialProviderConfig, Kubelet, KubeletConfig, NodeConfig, WorkloadSpec};
+use pullproof_host_kubelet::{
+    Cluster, CredentialProvider, CredentialProviderConfig, Kubelet, KubeletConfig, NodeConfig, WorkloadSpec,
+};
 use pullproof_host_net::{DnsServer, Topology};
 use pullproof_host_runtime::{Containerd, ContainerdConfig, Launcher, Registry, RegistryAuth, RegistryConfig};
 use serde_json::json;
@@ -150,16 +152,32 @@ impl Backend for HostBackend {
             .await
             .map_err(|e| err("emulator")(e2s(e)))?;
         let world = World::new(emulator.subscription_id(), emulator.tenant_id());
-        let http = azure_rest::http_client(std::slice::from_ref(&emulator.ca_pem)).map_err(|e| err("http client")(e2s(e)))?;
+        let http =
+            azure_rest::http_client(std::slice::from_ref(&emulator.ca_pem)).map_err(|e| err("http client")(e2s(e)))?;
         let op = emulator.operator();
         let token_url = format!("{}/{}/oauth2/v2.0/token", emulator.base_url, emulator.tenant_id());
-        let tokens = ClientCredentials::new(http.clone(), token_url, op.client_id.clone(), op.client_secret.expose().to_string());
-        let arm = Client::builder(&emulator.base_url, ARM_SCOPE).http(http.clone()).token_source(tokens.clone()).build().map_err(|e| err("ARM client")(e2s(e)))?;
-        let graph = Client::builder(&emulator.base_url, GRAPH_SCOPE).http(http.clone()).token_source(tokens).build().map_err(|e| err("Graph client")(e2s(e)))?;
+        let tokens = ClientCredentials::new(
+            http.clone(),
+            token_url,
+            op.client_id.clone(),
+            op.client_secret.expose().to_string(),
+        );
+        let arm = Client::builder(&emulator.base_url, ARM_SCOPE)
+            .http(http.clone())
+            .token_source(tokens.clone())
+            .build()
+            .map_err(|e| err("ARM client")(e2s(e)))?;
+        let graph = Client::builder(&emulator.base_url, GRAPH_SCOPE)
+            .http(http.clone())
+            .token_source(tokens)
+            .build()
+            .map_err(|e| err("Graph client")(e2s(e)))?;
         let mut exec = Executor::new(arm, graph);
-        exec.run_all(&crate::arm::provision::provision(&b, &world)).await.map_err(|e| err("provisioning the baseline")(e2s(e)))?;
+        exec.run_all(&crate::arm::provision::provision(&b, &world))
+            .await
+            .map_err(|e| err("provisioning the baseline")(e2s(e)))?;
 
-        let placement = NodePlacement::of(&b, &world).map_err(|e| BackendError::new(e))?;
+        let placement = NodePlacement::of(&b, &world).map_err(BackendError::new)?;
         let mut w = HostWorld {
             baseline: b.clone(),
             world,
@@ -211,7 +229,12 @@ impl HostWorld {
         let registry = Registry::start(RegistryConfig {
             base_dir: Some(dir.clone()),
             log_file: Some(dir.join("registry.log")),
-            auth: RegistryAuth::Token { realm: format!("https://{login}/oauth2/token"), service: auth.service, issuer: auth.issuer, root_cert_bundle: root },
+            auth: RegistryAuth::Token {
+                realm: format!("https://{login}/oauth2/token"),
+                service: auth.service,
+                issuer: auth.issuer,
+                root_cert_bundle: root,
+            },
             ..Default::default()
         })
         .await
@@ -220,22 +243,27 @@ impl HostWorld {
 
         // VNets.
         let spec = realise::topology_spec(&b).map_err(BackendError::new)?;
-        let topology = Arc::new(tokio::task::spawn_blocking({
-            let runid = runid.to_string();
-            move || Topology::build(&runid, &spec)
-        })
-        .await
-        .map_err(|e| err("topology")(e2s(e)))?
-        .map_err(|e| err("building the VNets")(e2s(e)))?);
+        let topology = Arc::new(
+            tokio::task::spawn_blocking({
+                let runid = runid.to_string();
+                move || Topology::build(&runid, &spec)
+            })
+            .await
+            .map_err(|e| err("topology")(e2s(e)))?
+            .map_err(|e| err("building the VNets")(e2s(e)))?,
+        );
         let dp = self.emulator().subscribe();
         let snapshot = dp.borrow().clone();
         topology.apply(&realise::policy(&snapshot, &self.placement)).map_err(|e| err("router policy")(e2s(e)))?;
-        let dns = Arc::new(topology.start_dns(realise::dns_view(&snapshot, &self.placement)).map_err(|e| err("DNS")(e2s(e)))?);
+        let dns = Arc::new(
+            topology.start_dns(realise::dns_view(&snapshot, &self.placement)).map_err(|e| err("DNS")(e2s(e)))?,
+        );
         self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns.clone(), self.placement.clone()));
 
         // Nodes as the emulator sees them: IMDS answers for the first pool's scale set; traffic
         // from the node's own address reaches the registry only through the private endpoint.
-        let vmss = snapshot.clusters.first().and_then(|c| c.pools.first()).and_then(|p| p.vmss_id.clone()).unwrap_or_default();
+        let vmss =
+            snapshot.clusters.first().and_then(|c| c.pools.first()).and_then(|p| p.vmss_id.clone()).unwrap_or_default();
         let node_ip = IpAddr::V4(self.placement.ip);
         self.emulator().register_node(node_ip, &vmss);
         self.emulator().mark_private_source(node_ip);
@@ -249,16 +277,33 @@ impl HostWorld {
         let mut listeners = Vec::new();
         for pe in b.registry.private_endpoint.iter() {
             let ip: IpAddr = pe.ip.parse().map_err(|_| BackendError::new("private endpoint IP"))?;
-            listeners.push((topology.registry().bind_tcp(SocketAddr::new(ip, realise::HTTPS)).map_err(|e| err("endpoint listener")(e2s(e)))?, Endpoint::Private));
+            listeners.push((
+                topology
+                    .registry()
+                    .bind_tcp(SocketAddr::new(ip, realise::HTTPS))
+                    .map_err(|e| err("endpoint listener")(e2s(e)))?,
+                Endpoint::Private,
+            ));
         }
         listeners.push((
-            topology.registry().bind_tcp(SocketAddr::new(IpAddr::V4(PUBLIC_REGISTRY_IP), realise::HTTPS)).map_err(|e| err("public listener")(e2s(e)))?,
+            topology
+                .registry()
+                .bind_tcp(SocketAddr::new(IpAddr::V4(PUBLIC_REGISTRY_IP), realise::HTTPS))
+                .map_err(|e| err("public listener")(e2s(e)))?,
             Endpoint::Public,
         ));
         let base = self.emulator().base_url.clone();
         self.fronts.push(
-            Front::registry(listeners, tls, &login, dp.clone(), &base, self.http.clone(), registry.socket().to_path_buf())
-                .map_err(|e| err("registry front")(e2s(e)))?,
+            Front::registry(
+                listeners,
+                tls,
+                &login,
+                dp.clone(),
+                &base,
+                self.http.clone(),
+                registry.socket().to_path_buf(),
+            )
+            .map_err(|e| err("registry front")(e2s(e)))?,
         );
         let imds = topology
             .node()
@@ -270,7 +315,8 @@ impl HostWorld {
         // The node: containerd in the node namespace with the VNet's resolver and the test CA.
         let bundle = dir.join("ca-bundle.pem");
         let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-        std::fs::write(&bundle, format!("{system}\n{}", self.emulator().ca_pem)).map_err(|e| err("CA bundle")(e2s(e)))?;
+        std::fs::write(&bundle, format!("{system}\n{}", self.emulator().ca_pem))
+            .map_err(|e| err("CA bundle")(e2s(e)))?;
         let containerd = Containerd::start(ContainerdConfig {
             base_dir: Some(dir.clone()),
             log_file: Some(dir.join("containerd.log")),
@@ -286,11 +332,22 @@ impl HostWorld {
         self.write_cloud_config(&snapshot)?;
         let provider_dir = options.credential_provider.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut provider = CredentialProvider::aks(&self.cloud_config.display().to_string());
-        provider.name = options.credential_provider.file_name().and_then(|n| n.to_str()).unwrap_or("acr-credential-provider").to_string();
-        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar { name: "SSL_CERT_FILE".into(), value: bundle.display().to_string() });
+        provider.name = options
+            .credential_provider
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("acr-credential-provider")
+            .to_string();
+        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar {
+            name: "SSL_CERT_FILE".into(),
+            value: bundle.display().to_string(),
+        });
         // Upstream allows 60 s per call; an unreachable registry then costs a minute before the
         // kubelet's anonymous pull. Five seconds keeps the same outcome and message.
-        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar { name: "ACR_CREDENTIAL_PROVIDER_TIMEOUT".into(), value: "5".into() });
+        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar {
+            name: "ACR_CREDENTIAL_PROVIDER_TIMEOUT".into(),
+            value: "5".into(),
+        });
         // The plugin runs as a node process: the node's network and the VNet's resolver.
         let plugin_prefix = vec![
             "nsenter".to_string(),
@@ -336,7 +393,8 @@ impl HostWorld {
                 self.kubelets.push((kubelet, NodeRuntime { containerd: containerd.clone(), os }));
             }
             let wl = &b.workload;
-            let mut spec = WorkloadSpec::new(&wl.namespace, &wl.name, &wl.image_for(&b.registry)).container(&wl.container);
+            let mut spec =
+                WorkloadSpec::new(&wl.namespace, &wl.name, &wl.image_for(&b.registry)).container(&wl.container);
             for (k, v) in &wl.node_selector {
                 spec = spec.node_selector(k, v);
             }
@@ -360,9 +418,15 @@ impl HostWorld {
         let b = self.baseline.clone();
         let scope = self.world.registry(&b);
         let op = self.emulator().operator().clone();
-        let assignment = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", crate::arm::ids::stable_guid(&[&scope, "operator", "AcrPush"]));
+        let assignment = format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
+            crate::arm::ids::stable_guid(&[&scope, "operator", "AcrPush"])
+        );
         let api = azure_model::api_version::AUTHORIZATION;
-        let role = format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PUSH}", self.world.subscription);
+        let role = format!(
+            "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PUSH}",
+            self.world.subscription
+        );
         self.exec
             .arm
             .put(&assignment, api, &json!({ "properties": { "roleDefinitionId": role, "principalId": op.service_principal_object_id, "principalType": "ServicePrincipal" } }))
@@ -374,7 +438,15 @@ impl HostWorld {
         let firewalled = b.registry.firewall.is_some();
         let loopback_rule = serde_json::json!({ "action": "Allow", "value": "127.0.0.1" });
         if firewalled {
-            let add = Request::update(registry_id.clone(), azure_model::api_version::CONTAINER_REGISTRY, crate::arm::Edit::Append { pointer: "/properties/networkRuleSet/ipRules".into(), value: loopback_rule.clone() }, "allow the harness to push");
+            let add = Request::update(
+                registry_id.clone(),
+                azure_model::api_version::CONTAINER_REGISTRY,
+                crate::arm::Edit::Append {
+                    pointer: "/properties/networkRuleSet/ipRules".into(),
+                    value: loopback_rule.clone(),
+                },
+                "allow the harness to push",
+            );
             self.apply_azure(&[add]).await?;
         }
         let login = self.login_server.clone();
@@ -392,7 +464,16 @@ impl HostWorld {
         }
         self.exec.arm.delete(&assignment, api).await.map_err(|e| err("push role")(e2s(e)))?;
         if firewalled {
-            let remove = Request::update(registry_id, azure_model::api_version::CONTAINER_REGISTRY, crate::arm::Edit::RemoveWhere { pointer: "/properties/networkRuleSet/ipRules".into(), field: "value".into(), equals: serde_json::json!("127.0.0.1") }, "remove the harness's push rule");
+            let remove = Request::update(
+                registry_id,
+                azure_model::api_version::CONTAINER_REGISTRY,
+                crate::arm::Edit::RemoveWhere {
+                    pointer: "/properties/networkRuleSet/ipRules".into(),
+                    field: "value".into(),
+                    equals: serde_json::json!("127.0.0.1"),
+                },
+                "remove the harness's push rule",
+            );
             self.apply_azure(&[remove]).await?;
         }
         Ok(())
@@ -405,7 +486,12 @@ impl HostWorld {
         let aad: serde_json::Value = self
             .http
             .post(format!("{}/{}/oauth2/v2.0/token", e.base_url, e.tenant_id()))
-            .form(&[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret), ("scope", "https://containerregistry.azure.net/.default")])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("scope", "https://containerregistry.azure.net/.default"),
+            ])
             .send()
             .await
             .map_err(|x| err("AAD token")(e2s(x)))?
@@ -417,7 +503,12 @@ impl HostWorld {
         let refresh: serde_json::Value = self
             .http
             .post(format!("{acr}/exchange"))
-            .form(&[("grant_type", "access_token"), ("service", login.as_str()), ("tenant", e.tenant_id()), ("access_token", aad)])
+            .form(&[
+                ("grant_type", "access_token"),
+                ("service", login.as_str()),
+                ("tenant", e.tenant_id()),
+                ("access_token", aad),
+            ])
             .send()
             .await
             .map_err(|x| err("ACR exchange")(e2s(x)))?
@@ -428,14 +519,22 @@ impl HostWorld {
         let access: serde_json::Value = self
             .http
             .post(format!("{acr}/token"))
-            .form(&[("grant_type", "refresh_token"), ("service", login.as_str()), ("scope", &scope), ("refresh_token", refresh["refresh_token"].as_str().unwrap_or_default())])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("service", login.as_str()),
+                ("scope", &scope),
+                ("refresh_token", refresh["refresh_token"].as_str().unwrap_or_default()),
+            ])
             .send()
             .await
             .map_err(|x| err("ACR token")(e2s(x)))?
             .json()
             .await
             .map_err(|x| err("ACR token")(e2s(x)))?;
-        access["access_token"].as_str().map(str::to_string).ok_or_else(|| BackendError::new("the ACR token service gave no push token"))
+        access["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| BackendError::new("the ACR token service gave no push token"))
     }
 
     /// The username and password a pull secret is made of.
@@ -449,7 +548,12 @@ impl HostWorld {
             }
             PullSecretSource::Admin => {
                 let path = format!("{}/listCredentials", self.world.registry(&self.baseline));
-                let creds = self.exec.arm.post(&path, azure_model::api_version::CONTAINER_REGISTRY, None).await.map_err(|e| err("listCredentials")(e2s(e)))?;
+                let creds = self
+                    .exec
+                    .arm
+                    .post(&path, azure_model::api_version::CONTAINER_REGISTRY, None)
+                    .await
+                    .map_err(|e| err("listCredentials")(e2s(e)))?;
                 let user = creds["username"].as_str().unwrap_or_default().to_string();
                 let pass = creds["passwords"][0]["value"].as_str().unwrap_or_default().to_string();
                 Ok((user, pass))
@@ -467,17 +571,20 @@ impl HostWorld {
                 config["useManagedIdentityExtension"] = json!(true);
                 config["aadClientId"] = json!("msi");
                 config["aadClientSecret"] = json!("msi");
-                config["userAssignedIdentityID"] = json!(c.kubelet_identity.as_ref().and_then(|k| k.client_id.clone()).unwrap_or_default());
+                config["userAssignedIdentityID"] =
+                    json!(c.kubelet_identity.as_ref().and_then(|k| k.client_id.clone()).unwrap_or_default());
             }
             (ClusterIdentity::ServicePrincipal { .. }, Some(c)) => {
                 let sp = c.service_principal.as_ref();
                 config["useManagedIdentityExtension"] = json!(false);
                 config["aadClientId"] = json!(sp.map(|s| s.client_id.clone()).unwrap_or_default());
-                config["aadClientSecret"] = json!(sp.and_then(|s| s.secret.as_ref()).map(|s| s.expose().to_string()).unwrap_or_default());
+                config["aadClientSecret"] =
+                    json!(sp.and_then(|s| s.secret.as_ref()).map(|s| s.expose().to_string()).unwrap_or_default());
             }
             _ => {}
         }
-        std::fs::write(&self.cloud_config, serde_json::to_string_pretty(&config).unwrap_or_default()).map_err(|e| err("cloud config")(e2s(e)))
+        std::fs::write(&self.cloud_config, serde_json::to_string_pretty(&config).unwrap_or_default())
+            .map_err(|e| err("cloud config")(e2s(e)))
     }
 
     /// Starts the workload over as on a fresh node: a new pod, no cached image, no cached
@@ -488,7 +595,9 @@ impl HostWorld {
         let images: Vec<String> = cluster
             .pods_of(&wl.namespace, &wl.name)
             .iter()
-            .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter().filter_map(|c| c.image.clone())).collect::<Vec<_>>())
+            .flat_map(|p| {
+                p.spec.iter().flat_map(|s| s.containers.iter().filter_map(|c| c.image.clone())).collect::<Vec<_>>()
+            })
             .collect();
         cluster.rollout_restart(&wl.namespace, &wl.name).map_err(|e| err("restart")(e2s(e)))?;
         drop(cluster);
@@ -527,7 +636,9 @@ impl HostWorld {
         if let Some(c) = self.containerd.take() {
             match Arc::try_unwrap(c) {
                 Ok(c) => {
-                    if let Err(e) = tokio::task::spawn_blocking(move || c.stop()).await.map_err(e2s).and_then(|r| r.map_err(e2s)) {
+                    if let Err(e) =
+                        tokio::task::spawn_blocking(move || c.stop()).await.map_err(e2s).and_then(|r| r.map_err(e2s))
+                    {
                         problems.push(format!("containerd: {e}"));
                     }
                 }
@@ -540,7 +651,11 @@ impl HostWorld {
         if let Some(t) = self.topology.take() {
             match Arc::try_unwrap(t) {
                 Ok(t) => {
-                    if let Err(e) = tokio::task::spawn_blocking(move || t.teardown()).await.map_err(e2s).and_then(|r| r.map_err(e2s)) {
+                    if let Err(e) = tokio::task::spawn_blocking(move || t.teardown())
+                        .await
+                        .map_err(e2s)
+                        .and_then(|r| r.map_err(e2s))
+                    {
                         problems.push(format!("namespaces: {e}"));
                     }
                 }
@@ -556,7 +671,12 @@ impl HostWorld {
 }
 
 /// Re-applies the router policy and the DNS view on every control-plane change.
-fn spawn_watcher(mut dp: watch::Receiver<Arc<DataPlane>>, topology: Arc<Topology>, dns: Arc<DnsServer>, placement: NodePlacement) -> JoinHandle<()> {
+fn spawn_watcher(
+    mut dp: watch::Receiver<Arc<DataPlane>>,
+    topology: Arc<Topology>,
+    dns: Arc<DnsServer>,
+    placement: NodePlacement,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         while dp.changed().await.is_ok() {
             let snapshot = dp.borrow_and_update().clone();
@@ -576,7 +696,8 @@ fn server_tls(cert_der: &[u8], key_der: &[u8]) -> Result<Arc<rustls::ServerConfi
     pullproof_emulator::tls::install_default_crypto_provider();
     let cert = rustls::pki_types::CertificateDer::from(cert_der.to_vec());
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key_der.to_vec()));
-    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key).map_err(e2s)?;
+    let mut config =
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key).map_err(e2s)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -597,7 +718,11 @@ impl crate::run::World for HostWorld {
                     // The kubelet logs this and pulls without credentials; so do we.
                     tracing::debug!(image = %inv.image, "credential provider failed: {e}");
                     let line = format!("{} {}: {e}\n", inv.image, inv.provider);
-                    let _ = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("plugin.log")).and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+                    let _ = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(self.dir.join("plugin.log"))
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
                 }
             }
         }
@@ -628,14 +753,20 @@ impl crate::run::World for HostWorld {
             Realisation::Azure(reqs) => self.apply_azure(&reqs).await?,
             Realisation::Cluster(ClusterOp::SetImage(image)) => {
                 let wl = &self.baseline.workload;
-                self.cluster.lock().await.set_image(&wl.namespace, &wl.name, &wl.container, &image).map_err(|e| err("set image")(e2s(e)))?;
+                self.cluster
+                    .lock()
+                    .await
+                    .set_image(&wl.namespace, &wl.name, &wl.container, &image)
+                    .map_err(|e| err("set image")(e2s(e)))?;
             }
             Realisation::Cluster(ClusterOp::RestoreWorkload) => {
                 let wl = self.baseline.workload.clone();
                 let image = wl.image_for(&self.baseline.registry);
                 let mut c = self.cluster.lock().await;
-                c.set_image(&wl.namespace, &wl.name, &wl.container, &image).map_err(|e| err("restore image")(e2s(e)))?;
-                c.set_node_selector(&wl.namespace, &wl.name, wl.node_selector.clone()).map_err(|e| err("restore nodeSelector")(e2s(e)))?;
+                c.set_image(&wl.namespace, &wl.name, &wl.container, &image)
+                    .map_err(|e| err("restore image")(e2s(e)))?;
+                c.set_node_selector(&wl.namespace, &wl.name, wl.node_selector.clone())
+                    .map_err(|e| err("restore nodeSelector")(e2s(e)))?;
             }
             Realisation::Cluster(ClusterOp::RefreshPullSecret(secret)) => {
                 let (user, pass) = self.pull_secret_credentials(&PullSecretSource::Admin).await?;
@@ -644,7 +775,8 @@ impl crate::run::World for HostWorld {
                 self.cluster.lock().await.put_secret(&ns, &secret, &login, &user, &pass);
             }
             Realisation::Emulator(EmulatorOp::SetSecretExpiry { application, expires }) => {
-                let app_id = self.exec.bindings.get(&format!("app.{application}.appId")).unwrap_or_default().to_string();
+                let app_id =
+                    self.exec.bindings.get(&format!("app.{application}.appId")).unwrap_or_default().to_string();
                 let now = time::OffsetDateTime::now_utc();
                 let end = match expires.as_str() {
                     "past" => now - time::Duration::days(1),
@@ -662,7 +794,8 @@ impl crate::run::World for HostWorld {
         let _ = std::fs::remove_dir_all(&dump);
         {
             let cluster = self.cluster.lock().await;
-            pullproof_host_kubelet::dump::write_dump(&cluster, &dump, Default::default()).map_err(|e| err("dump")(e2s(e)))?;
+            pullproof_host_kubelet::dump::write_dump(&cluster, &dump, Default::default())
+                .map_err(|e| err("dump")(e2s(e)))?;
         }
         let inventory = self.dir.join("azure.inventory.json");
         std::fs::write(&inventory, self.emulator().export().to_json()).map_err(|e| err("inventory")(e2s(e)))?;
@@ -690,7 +823,9 @@ impl crate::run::World for HostWorld {
 
     async fn artifacts(&mut self, dir: &Path) {
         let secrets: Vec<String> = self.exec.bindings.secrets().into_iter().map(str::to_string).collect();
-        let redact = |text: String| secrets.iter().filter(|s| !s.is_empty()).fold(text, |t, s| t.replace(s.as_str(), "<redacted>"));
+        let redact = |text: String| {
+            secrets.iter().filter(|s| !s.is_empty()).fold(text, |t, s| t.replace(s.as_str(), "<redacted>"))
+        };
         for name in ["containerd.log", "registry.log", "plugin.log"] {
             if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
                 let _ = std::fs::write(dir.join(name), redact(text));
@@ -700,7 +835,7 @@ impl crate::run::World for HostWorld {
             let _ = std::fs::write(dir.join("emulator-state.json"), redact(e.export().to_json()));
         }
         let cluster = self.cluster.lock().await;
-        let options = pullproof_host_kubelet::dump::DumpOptions { redact: true, ..Default::default() };
+        let options = pullproof_host_kubelet::dump::DumpOptions { redact: true };
         let _ = pullproof_host_kubelet::dump::write_dump(&cluster, &dir.join("dump"), options);
     }
 
@@ -717,41 +852,89 @@ impl HostWorld {
         let wl = self.baseline.workload.clone();
         match action {
             Action::CreateRoleAssignment { scope, principal_id, principal_type, role_definition_guid, .. } => {
-                let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", crate::arm::ids::stable_guid(&[scope, principal_id, role_definition_guid]));
-                let role = format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role_definition_guid}", self.world.subscription);
+                let id = format!(
+                    "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
+                    crate::arm::ids::stable_guid(&[scope, principal_id, role_definition_guid])
+                );
+                let role = format!(
+                    "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role_definition_guid}",
+                    self.world.subscription
+                );
                 let body = json!({ "properties": { "roleDefinitionId": role, "principalId": principal_id, "principalType": principal_type } });
                 self.apply_azure(&[Request::put(id, v::AUTHORIZATION, body, "engine: role assignment")]).await
             }
             Action::CreateVnetLink { zone_id, link_name, vnet_id } => {
                 let body = json!({ "location": "global", "properties": { "virtualNetwork": { "id": vnet_id }, "registrationEnabled": false } });
-                self.apply_azure(&[Request::put(format!("{zone_id}/virtualNetworkLinks/{link_name}"), v::PRIVATE_DNS, body, "engine: VNet link")]).await
+                self.apply_azure(&[Request::put(
+                    format!("{zone_id}/virtualNetworkLinks/{link_name}"),
+                    v::PRIVATE_DNS,
+                    body,
+                    "engine: VNet link",
+                )])
+                .await
             }
             Action::CreatePeering { vnet_id, name, remote_vnet_id } => {
                 let body = json!({ "properties": { "remoteVirtualNetwork": { "id": remote_vnet_id }, "allowVirtualNetworkAccess": true } });
-                self.apply_azure(&[Request::put(format!("{vnet_id}/virtualNetworkPeerings/{name}"), v::NETWORK, body, "engine: peering")]).await
+                self.apply_azure(&[Request::put(
+                    format!("{vnet_id}/virtualNetworkPeerings/{name}"),
+                    v::NETWORK,
+                    body,
+                    "engine: peering",
+                )])
+                .await
             }
             Action::AddRegistryIpRule { registry_id, ip } => {
-                let edit = crate::arm::Edit::Append { pointer: "/properties/networkRuleSet/ipRules".into(), value: json!({ "action": "Allow", "value": ip }) };
-                self.apply_azure(&[Request::update(registry_id.clone(), v::CONTAINER_REGISTRY, edit, "engine: IP rule")]).await
+                let edit = crate::arm::Edit::Append {
+                    pointer: "/properties/networkRuleSet/ipRules".into(),
+                    value: json!({ "action": "Allow", "value": ip }),
+                };
+                self.apply_azure(&[Request::update(
+                    registry_id.clone(),
+                    v::CONTAINER_REGISTRY,
+                    edit,
+                    "engine: IP rule",
+                )])
+                .await
             }
             Action::AllowNsgRule { nsg_id, rule_name, priority, destination, port } => {
                 let body = json!({ "properties": {
                     "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": port.to_string(), "sourceAddressPrefix": "*",
                     "destinationAddressPrefix": destination, "access": "Allow", "priority": priority, "direction": "Outbound"
                 }});
-                self.apply_azure(&[Request::put(format!("{nsg_id}/securityRules/{rule_name}"), v::NETWORK, body, "engine: NSG rule")]).await
+                self.apply_azure(&[Request::put(
+                    format!("{nsg_id}/securityRules/{rule_name}"),
+                    v::NETWORK,
+                    body,
+                    "engine: NSG rule",
+                )])
+                .await
             }
             Action::SetRouteNextHop { route_table_id, route_name, address_prefix, next_hop_type } => {
                 let body = json!({ "properties": { "addressPrefix": address_prefix, "nextHopType": next_hop_type } });
-                self.apply_azure(&[Request::put(format!("{route_table_id}/routes/{route_name}"), v::NETWORK, body, "engine: route")]).await
+                self.apply_azure(&[Request::put(
+                    format!("{route_table_id}/routes/{route_name}"),
+                    v::NETWORK,
+                    body,
+                    "engine: route",
+                )])
+                .await
             }
             Action::ReconcileCluster { cluster_id } => {
-                let current = self.exec.arm.send(azure_rest::Method::Get, cluster_id, v::CONTAINER_SERVICE, None).await.map_err(|e| err("reconcile")(e2s(e)))?;
+                let current = self
+                    .exec
+                    .arm
+                    .send(azure_rest::Method::Get, cluster_id, v::CONTAINER_SERVICE, None)
+                    .await
+                    .map_err(|e| err("reconcile")(e2s(e)))?;
                 let mut body = current.clone();
                 if let Some(p) = body.get_mut("properties").and_then(|p| p.as_object_mut()) {
                     p.remove("provisioningState");
                 }
-                self.exec.arm.put(cluster_id, v::CONTAINER_SERVICE, &body).await.map_err(|e| err("reconcile")(e2s(e)))?;
+                self.exec
+                    .arm
+                    .put(cluster_id, v::CONTAINER_SERVICE, &body)
+                    .await
+                    .map_err(|e| err("reconcile")(e2s(e)))?;
                 Ok(())
             }
             Action::RotateServicePrincipalSecret { app_id, cluster_id } => {
@@ -779,11 +962,16 @@ impl HostWorld {
             }
             Action::SetNodeSelector { workload, node_selector } => {
                 let mut c = self.cluster.lock().await;
-                c.set_node_selector(&workload.namespace, &workload.name, node_selector.clone()).map_err(|e| err("node selector")(e2s(e)))
+                c.set_node_selector(&workload.namespace, &workload.name, node_selector.clone())
+                    .map_err(|e| err("node selector")(e2s(e)))
             }
             Action::SetImage { workload, container, image } => {
                 let name = if workload.kind == "Deployment" { workload.name.clone() } else { wl.name.clone() };
-                self.cluster.lock().await.set_image(&workload.namespace, &name, container, image).map_err(|e| err("set image")(e2s(e)))
+                self.cluster
+                    .lock()
+                    .await
+                    .set_image(&workload.namespace, &name, container, image)
+                    .map_err(|e| err("set image")(e2s(e)))
             }
             Action::Manual { description, .. } => Err(BackendError::new(format!("needs a person: {description}"))),
         }
@@ -798,11 +986,17 @@ impl HostWorld {
             .await
             .map_err(|e| err("application")(e2s(e)))?;
         let id = app["id"].as_str().unwrap_or_default().to_string();
-        let end = (time::OffsetDateTime::now_utc() + time::Duration::days(365)).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let end = (time::OffsetDateTime::now_utc() + time::Duration::days(365))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let added = self
             .exec
             .graph
-            .post(&format!("/v1.0/applications/{id}/addPassword"), "", Some(&json!({ "passwordCredential": { "displayName": "pulldoctor", "endDateTime": end } })))
+            .post(
+                &format!("/v1.0/applications/{id}/addPassword"),
+                "",
+                Some(&json!({ "passwordCredential": { "displayName": "pulldoctor", "endDateTime": end } })),
+            )
             .await
             .map_err(|e| err("addPassword")(e2s(e)))?;
         let secret = added["secretText"].as_str().unwrap_or_default().to_string();

@@ -9,7 +9,9 @@ use azure_model::network::{
 };
 use pullproof_emulator::DataPlane;
 use pullproof_emulator::data_plane::Resolution;
-use pullproof_host_net::{DnsView, EndpointSpec, Flow, InternetAccess, Ipv4Net, NodeSpec, Policy, PublicSpec, TopologySpec, VnetSpec};
+use pullproof_host_net::{
+    DnsView, EndpointSpec, Flow, InternetAccess, Ipv4Net, NodeSpec, Policy, PublicSpec, TopologySpec, VnetSpec,
+};
 
 use crate::arm::World;
 use crate::baseline::Baseline;
@@ -33,7 +35,8 @@ pub struct LayoutError {
 pub fn node_address(b: &Baseline) -> Result<Ipv4Net, LayoutError> {
     let err = |reason: String| LayoutError { baseline: b.name.clone(), reason };
     let pool = b.cluster.pools.first().ok_or_else(|| err("the cluster has no node pool".into()))?;
-    let (vnet, subnet) = pool.subnet.split_once('/').ok_or_else(|| err(format!("pool subnet `{}` is not VNET/SUBNET", pool.subnet)))?;
+    let (vnet, subnet) =
+        pool.subnet.split_once('/').ok_or_else(|| err(format!("pool subnet `{}` is not VNET/SUBNET", pool.subnet)))?;
     let prefix = b
         .vnet(vnet)
         .and_then(|v| v.subnets.iter().find(|s| s.name == subnet))
@@ -54,7 +57,8 @@ fn parse_net(cidr: &str) -> Result<Ipv4Net, String> {
 /// The egress address: the cluster's first egress public IP.
 pub fn egress_ip(b: &Baseline) -> Result<Ipv4Addr, LayoutError> {
     let err = |reason: String| LayoutError { baseline: b.name.clone(), reason };
-    let name = b.cluster.egress_ips.first().ok_or_else(|| err("the cluster has no egress IP (cluster.egressIps)".into()))?;
+    let name =
+        b.cluster.egress_ips.first().ok_or_else(|| err("the cluster has no egress IP (cluster.egressIps)".into()))?;
     let ip = b.public_ips.iter().find(|p| &p.name == name).map(|p| p.ip.clone()).unwrap_or_default();
     ip.parse().map_err(|_| err(format!("public IP {name} has no IPv4 address")))
 }
@@ -79,7 +83,12 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
         .collect::<Result<Vec<_>, LayoutError>>()?;
     Ok(TopologySpec {
         vnets,
-        node: NodeSpec { vnet: node_vnet, address: node_address(b)?, dns: pullproof_host_net::AZURE_DNS, imds: pullproof_host_net::AZURE_IMDS },
+        node: NodeSpec {
+            vnet: node_vnet,
+            address: node_address(b)?,
+            dns: pullproof_host_net::AZURE_DNS,
+            imds: pullproof_host_net::AZURE_IMDS,
+        },
         endpoints,
         public: PublicSpec { registry_ip: PUBLIC_REGISTRY_IP, egress_ip: egress_ip(b)?, extra_ips: vec![] },
     })
@@ -99,7 +108,11 @@ pub struct NodePlacement {
 impl NodePlacement {
     /// Where the first pool's node sits.
     pub fn of(b: &Baseline, w: &World) -> Result<Self, LayoutError> {
-        let pool = b.cluster.pools.first().ok_or_else(|| LayoutError { baseline: b.name.clone(), reason: "no node pool".into() })?;
+        let pool = b
+            .cluster
+            .pools
+            .first()
+            .ok_or_else(|| LayoutError { baseline: b.name.clone(), reason: "no node pool".into() })?;
         let vnet = pool.subnet.split('/').next().unwrap_or_default();
         Ok(Self { vnet_id: w.vnet(b, vnet), subnet_id: w.subnet(b, &pool.subnet), ip: node_address(b)?.addr() })
     }
@@ -113,7 +126,8 @@ impl NodePlacement {
 /// to the egress IP) unless an NSG rule denies it.
 pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
     let subnet = dp.subnet(&node.subnet_id).map(|(_, s)| s.clone()).unwrap_or_default();
-    let nsg = NetworkSecurityGroupProperties { security_rules: subnet.security_rules.clone(), provisioning_state: None };
+    let nsg =
+        NetworkSecurityGroupProperties { security_rules: subnet.security_rules.clone(), provisioning_state: None };
     let routes = RouteTableProperties { routes: subnet.routes.clone(), ..Default::default() };
     let src = IpAddr::V4(node.ip);
     let mut allowed = Vec::new();

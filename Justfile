@@ -1,0 +1,58 @@
+# pullproof task runner. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+pullproof := "cargo run -q -p pullproof --"
+pulldoctor := "cargo run -q -p pulldoctor --"
+
+# List the recipes.
+default:
+    @just --list
+
+# Run one scenario end to end (host backend, needs root), e.g. `just scenario private-dns-missing`.
+scenario NAME *ARGS: build
+    target/debug/pullproof run {{NAME}} {{ARGS}}
+
+# Run every scenario (or those matching ARGS: globs, --tag), four at a time.
+scenarios *ARGS: build
+    target/debug/pullproof run --parallel 4 {{ARGS}}
+
+# Build pullproof, pulldoctor and the credential provider plugin the host backend runs.
+build:
+    cargo build -q -p pullproof -p pulldoctor -p acr-credential-provider
+
+# List the scenario catalog.
+list *ARGS:
+    {{pullproof}} list {{ARGS}}
+
+# Check every scenario and baseline file.
+validate *ARGS:
+    {{pullproof}} validate {{ARGS}}
+
+# Show what a scenario run does, without doing it.
+plan NAME *ARGS:
+    {{pullproof}} plan {{NAME}} {{ARGS}}
+
+# Explain one image-pull error message.
+explain MESSAGE:
+    {{pulldoctor}} explain "{{MESSAGE}}"
+
+# Regenerate the JSON Schemas from the Rust types.
+schema:
+    {{pullproof}} schema scenario --write
+    {{pullproof}} schema baseline --write
+    {{pulldoctor}} schema > engine/schema/report.schema.json
+
+# Run the whole test suite (what CI runs).
+test:
+    cargo test --workspace --doc -q
+    cargo nextest run --workspace --no-fail-fast
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (see README "Performance").
+bench:
+    cargo bench -p pulldoctor
