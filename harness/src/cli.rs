@@ -32,9 +32,13 @@ enum Command {
         /// How many scenarios run at once (each in its own world).
         #[arg(long, short = 'j', default_value_t = 1)]
         parallel: usize,
-        /// Write run.json, junit.xml and failure artifacts here.
+        /// Write run.json, junit.xml, conformance.json and failure artifacts here.
         #[arg(long, default_value = "reports")]
         report_dir: PathBuf,
+        /// Grade this engine instead of pulldoctor: a shell command that reads the inputs from
+        /// PULLPROOF_* variables and prints a report (see README "Plugging in another engine").
+        #[arg(long)]
+        engine_cmd: Option<String>,
     },
     /// The local Azure control plane.
     Emulator {
@@ -148,9 +152,15 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
     match command {
-        Command::Run { select, backend, parallel, report_dir } => {
-            run_scenarios(layout, select, backend.into(), parallel, &report_dir)
-        }
+        Command::Run { select, backend, parallel, report_dir, engine_cmd } => match engine_cmd {
+            None => {
+                run_scenarios(layout, select, backend.into(), parallel, &report_dir, pullproof::run::Pulldoctor, false)
+            }
+            Some(command) => {
+                let engine = pullproof::run::External { command, timeout: std::time::Duration::from_secs(120) };
+                run_scenarios(layout, select, backend.into(), parallel, &report_dir, engine, true)
+            }
+        },
         Command::Emulator { command: EmulatorCommand::Serve(args) } => {
             let rt = runtime()?;
             rt.block_on(pullproof_emulator::serve(*args))
@@ -346,14 +356,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .map_err(|e| vec![Diagnostic::new(format!("cannot start the async runtime: {e}"))])
 }
 
-fn run_scenarios(
+fn run_scenarios<E: pullproof::run::Engine + 'static>(
     layout: &Layout,
     select: Select,
     backend: BackendKind,
     parallel: usize,
     report_dir: &std::path::Path,
+    engine: E,
+    show_conformance: bool,
 ) -> Result<ExitCode, Vec<Diagnostic>> {
-    use pullproof::run::{Progress, Pulldoctor, run_many, summary_table, write_reports};
+    use pullproof::run::{Conformance, Progress, run_many, summary_table, write_reports};
     let catalog = Catalog::load(layout);
     if !catalog.diagnostics.is_empty() {
         return Err(catalog.diagnostics);
@@ -398,7 +410,7 @@ fn run_scenarios(
         let artifacts = report_dir.join("artifacts");
         run_many(
             std::sync::Arc::new(host),
-            std::sync::Arc::new(Pulldoctor),
+            std::sync::Arc::new(engine),
             entries,
             parallel,
             Some(&artifacts),
@@ -408,6 +420,9 @@ fn run_scenarios(
         .await
     });
     print!("{}", summary_table(&record));
+    if show_conformance {
+        print!("\n{}", Conformance::of(&record).render_text());
+    }
     if let Err(e) = write_reports(&record, report_dir) {
         eprintln!("warning: cannot write reports to {}: {e}", report_dir.display());
     } else {

@@ -89,6 +89,7 @@ pub fn pull_failures(evidence: &Evidence) -> Vec<PullFailure> {
     let nodes: HashMap<&str, &Node> =
         evidence.nodes.iter().filter_map(|n| n.metadata.name.as_deref().map(|name| (name, n))).collect();
 
+    let mut cache = SymptomCache::new();
     let mut out = Vec::new();
     for pod in &evidence.pods {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -114,7 +115,7 @@ pub fn pull_failures(evidence: &Evidence) -> Vec<PullFailure> {
                         .and_then(|c| c.image.clone())
                 })
                 .unwrap_or_else(|| cs.image.clone());
-            let (message, symptom) = best_message(waiting.message.as_deref(), events, &spec_image);
+            let (message, symptom) = best_message(waiting.message.as_deref(), events, &spec_image, &mut cache);
             let node = spec.and_then(|s| s.node_name.clone());
             let platform = node.as_deref().and_then(|n| nodes.get(n)).map(|n| NodePlatform::of(n)).unwrap_or_default();
             let (pull_secret_names, pull_secrets, missing) = secrets_of(evidence, pod, ns);
@@ -141,29 +142,38 @@ pub fn pull_failures(evidence: &Evidence) -> Vec<PullFailure> {
     out
 }
 
-/// Picks the message that says the most: a `Failed to pull image` event for this image beats a
-/// waiting message, and a waiting message with the error beats a bare back-off.
-fn best_message(waiting: Option<&str>, events: &[&Event], image: &str) -> (String, Symptom) {
+/// Symptoms already parsed, by message text: the kubelet repeats the same text for every pod
+/// of a workload, so a large dump has far fewer distinct messages than events.
+type SymptomCache<'a> = HashMap<&'a str, Symptom>;
+
+/// Picks the message that says the most: the newest `Failed to pull image` event for this
+/// image, else the waiting message. Events are parsed newest first and only until one is usable.
+fn best_message<'a>(
+    waiting: Option<&str>,
+    events: &[&'a Event],
+    image: &str,
+    cache: &mut SymptomCache<'a>,
+) -> (String, Symptom) {
     let spec = ImageRef::parse(image);
-    let usable = |text: &str| -> Option<Symptom> {
-        let symptom = Symptom::parse(text);
-        if symptom.attempts.is_empty() || matches!(symptom.kind, MessageKind::BackOff | MessageKind::PullSecretMissing)
-        {
-            return None;
-        }
-        match (&symptom.image, &spec) {
-            (Some(img), Some(spec)) if img != spec => None,
-            _ => Some(symptom),
-        }
+    let usable = |symptom: &Symptom| {
+        !symptom.attempts.is_empty()
+            && !matches!(symptom.kind, MessageKind::BackOff | MessageKind::PullSecretMissing)
+            && match (&symptom.image, &spec) {
+                (Some(img), Some(spec)) => img == spec,
+                _ => true,
+            }
     };
-    let newest = events
+    let mut failed: Vec<(&'a str, i64)> = events
         .iter()
         .filter(|ev| ev.reason.as_deref() == Some("Failed"))
         .filter_map(|ev| ev.message.as_deref().map(|m| (m, event_time(ev))))
-        .filter_map(|(m, t)| usable(m).map(|s| (m, s, t)))
-        .max_by_key(|(_, _, t)| *t);
-    if let Some((m, s, _)) = newest {
-        return (m.to_string(), s);
+        .collect();
+    failed.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+    for (m, _) in failed {
+        let symptom = cache.entry(m).or_insert_with(|| Symptom::parse(m));
+        if usable(symptom) {
+            return (m.to_string(), symptom.clone());
+        }
     }
     let m = waiting.unwrap_or_default().to_string();
     let s = Symptom::parse(&m);

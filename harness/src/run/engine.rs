@@ -37,3 +37,67 @@ impl Engine for Pulldoctor {
         }
     }
 }
+
+/// Any program that honours the engine contract: it gets its inputs in environment variables
+/// and writes a report (engine/schema/report.schema.json) on stdout.
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `PULLPROOF_DUMP_DIR` | a `kubectl cluster-info dump --output-directory` directory (plus `NS/secrets.json`, `NS/serviceaccounts.json`) |
+/// | `PULLPROOF_AZURE_INVENTORY` | a JSON inventory of ARM resource bodies |
+/// | `PULLPROOF_NAMESPACE` | the workload's namespace |
+/// | `PULLPROOF_ARM_ENDPOINT` | the ARM endpoint, for engines that query it live |
+/// | `PULLPROOF_CA_FILE` | a PEM CA to trust for that endpoint |
+/// | `PULLPROOF_ARM_TOKEN` | a bearer token for that endpoint |
+///
+/// Exit code 0 or 1 with a report on stdout is an answer; anything else is an engine failure.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// The command, run with `sh -c`.
+    pub command: String,
+    /// How long one diagnosis may take.
+    pub timeout: std::time::Duration,
+}
+
+impl Engine for External {
+    fn name(&self) -> String {
+        self.command.clone()
+    }
+
+    fn diagnose(&self, input: &EngineInput) -> impl Future<Output = Result<Report, String>> + Send {
+        let (command, input, timeout) = (self.command.clone(), input.clone(), self.timeout);
+        async move {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.arg("-c")
+                .arg(&command)
+                .env("PULLPROOF_DUMP_DIR", &input.dump_dir)
+                .env("PULLPROOF_AZURE_INVENTORY", &input.inventory)
+                .env("PULLPROOF_NAMESPACE", &input.namespace)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true);
+            if let Some(e) = &input.arm_endpoint {
+                cmd.env("PULLPROOF_ARM_ENDPOINT", e);
+            }
+            if let Some(ca) = &input.ca_file {
+                cmd.env("PULLPROOF_CA_FILE", ca);
+            }
+            if let Some(t) = &input.arm_token {
+                cmd.env("PULLPROOF_ARM_TOKEN", t);
+            }
+            let out = tokio::time::timeout(timeout, cmd.output())
+                .await
+                .map_err(|_| format!("`{command}` took longer than {}s", timeout.as_secs()))?
+                .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+            let code = out.status.code().unwrap_or(-1);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: String =
+                stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            if code != 0 && code != 1 {
+                return Err(format!("`{command}` exited with {code}: {tail}"));
+            }
+            serde_json::from_slice::<Report>(&out.stdout).map_err(|e| {
+                format!("`{command}` did not write a report following engine/schema/report.schema.json: {e}")
+            })
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! and what is recorded ([`record`], [`junit`]).
 
 pub mod backend;
+pub mod conformance;
 pub mod engine;
 pub mod junit;
 pub mod lifecycle;
@@ -14,7 +15,8 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, watch};
 
 pub use backend::{Backend, BackendError, EngineInput, Health, World};
-pub use engine::{Engine, Pulldoctor};
+pub use conformance::Conformance;
+pub use engine::{Engine, External, Pulldoctor};
 pub use lifecycle::{RunOptions, run_scenario};
 pub use record::{Grade, PhaseRecord, RunRecord, ScenarioRecord, Status};
 
@@ -155,9 +157,13 @@ pub fn summary_table(run: &RunRecord) -> String {
     out
 }
 
-/// Writes `run.json` and `junit.xml` into `dir`.
+/// Writes `run.json`, `junit.xml` and `conformance.json` into `dir`.
 pub fn write_reports(run: &RunRecord, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(run).unwrap_or_default())?;
+    std::fs::write(
+        dir.join("conformance.json"),
+        serde_json::to_string_pretty(&Conformance::of(run)).unwrap_or_default(),
+    )?;
     std::fs::write(dir.join("junit.xml"), junit::render(run))
 }

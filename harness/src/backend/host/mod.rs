@@ -110,6 +110,7 @@ pub struct HostWorld {
     dir: PathBuf,
     emulator: Option<RunningEmulator>,
     exec: Executor,
+    tokens: Arc<ClientCredentials>,
     http: reqwest::Client,
     topology: Option<Arc<Topology>>,
     dns: Option<Arc<DnsServer>>,
@@ -169,7 +170,7 @@ impl Backend for HostBackend {
             .map_err(|e| err("ARM client")(e2s(e)))?;
         let graph = Client::builder(&emulator.base_url, GRAPH_SCOPE)
             .http(http.clone())
-            .token_source(tokens)
+            .token_source(tokens.clone())
             .build()
             .map_err(|e| err("Graph client")(e2s(e)))?;
         let mut exec = Executor::new(arm, graph);
@@ -184,6 +185,7 @@ impl Backend for HostBackend {
             dir: dir.clone(),
             emulator: Some(emulator),
             exec,
+            tokens,
             http,
             topology: None,
             dns: None,
@@ -801,13 +803,15 @@ impl crate::run::World for HostWorld {
         std::fs::write(&inventory, self.emulator().export().to_json()).map_err(|e| err("inventory")(e2s(e)))?;
         let ca = self.dir.join("emulator-ca.pem");
         std::fs::write(&ca, &self.emulator().ca_pem).map_err(|e| err("CA")(e2s(e)))?;
+        use azure_rest::TokenSource;
+        let token = self.tokens.token(ARM_SCOPE).await.map_err(|e| err("ARM token")(e2s(e)))?;
         Ok(EngineInput {
             dump_dir: dump,
             inventory,
             namespace: self.baseline.workload.namespace.clone(),
             arm_endpoint: Some(self.emulator().base_url.clone()),
             ca_file: Some(ca),
-            arm_token: None,
+            arm_token: Some(token.token),
         })
     }
 
