@@ -53,6 +53,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (see README "Performance").
-bench:
-    cargo bench -p pulldoctor
+# Benchmarks (see README "Performance"): pulldoctor on a 5,000-pod dump, and the host backend.
+bench: build
+    cargo bench -p pulldoctor --bench diagnose
+    scripts/bench-host.sh

@@ -385,13 +385,19 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
     let record = rt.block_on(async move {
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: reverting and cleaning up (Ctrl-C again to abort at once)");
-                let _ = cancel_tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+            // Ctrl-C or SIGTERM: revert and clean up; a second signal aborts at once.
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
+            eprintln!("\ninterrupted: reverting and cleaning up (interrupt again to abort at once)");
+            let _ = cancel_tx.send(true);
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            std::process::exit(130);
         });
         let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let progress = move |p: Progress| match p {
