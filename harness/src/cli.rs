@@ -386,7 +386,9 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
         let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             // Ctrl-C or SIGTERM: revert and clean up; a second signal aborts at once.
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

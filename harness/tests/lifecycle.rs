@@ -65,6 +65,7 @@ impl World for FakeWorld {
             arm_endpoint: None,
             ca_file: None,
             arm_token: None,
+            azure_login: None,
         })
     }
     async fn remediate(&mut self, _: &pulldoctor::Plan) -> Result<Vec<String>, BackendError> {

@@ -39,6 +39,31 @@ pub struct EngineInput {
     pub ca_file: Option<PathBuf>,
     /// A bearer token for that endpoint (never logged).
     pub arm_token: Option<String>,
+    /// Client credentials for ARM and Graph at that endpoint (for engines linked in, which
+    /// read Azure live with the same code they use against Azure).
+    pub azure_login: Option<AzureLogin>,
+}
+
+/// Client credentials at an Entra-style token endpoint. `Debug` hides the secret.
+#[derive(Clone)]
+pub struct AzureLogin {
+    /// `https://HOST/TENANT/oauth2/v2.0/token`.
+    pub token_url: String,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The secret.
+    pub client_secret: String,
+    /// The Graph endpoint.
+    pub graph_endpoint: String,
+}
+
+impl std::fmt::Debug for AzureLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureLogin")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A backend error: what failed, in words a person can act on.

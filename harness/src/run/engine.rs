@@ -24,16 +24,50 @@ impl Engine for Pulldoctor {
         format!("pulldoctor {}", env!("CARGO_PKG_VERSION"))
     }
 
+    /// Kubernetes from the dump; Azure live over ARM and Graph when the world offers an endpoint
+    /// and a login (the same collector `pulldoctor diagnose` uses against Azure), else from the
+    /// inventory file. ACR repository content is not read live yet: it comes from the inventory.
     fn diagnose(&self, input: &EngineInput) -> impl Future<Output = Result<Report, String>> + Send {
         let input = input.clone();
         async move {
-            tokio::task::spawn_blocking(move || {
-                let evidence = Evidence::load(&input.dump_dir, Some(&input.inventory)).map_err(|e| e.to_string())?;
-                let diagnosis = pulldoctor::diagnose(&evidence);
-                Ok(Report::from_diagnosis(&diagnosis, evidence.azure.unavailable.clone()))
+            let load = input.clone();
+            let (mut evidence, exported) = tokio::task::spawn_blocking(move || {
+                let evidence = Evidence::load(&load.dump_dir, None).map_err(|e| e.to_string())?;
+                let text = std::fs::read_to_string(&load.inventory).map_err(|e| format!("inventory: {e}"))?;
+                let exported = azure_model::Inventory::from_json(&text).map_err(|e| format!("inventory: {e}"))?;
+                Ok::<_, String>((evidence, exported))
             })
             .await
-            .map_err(|e| format!("engine task failed: {e}"))?
+            .map_err(|e| format!("engine task failed: {e}"))??;
+            match (&input.arm_endpoint, &input.azure_login) {
+                (Some(arm), Some(login)) => {
+                    let ca = match &input.ca_file {
+                        Some(f) => vec![std::fs::read_to_string(f).map_err(|e| format!("CA file: {e}"))?],
+                        None => vec![],
+                    };
+                    let config = pulldoctor::collect::AzureConfig {
+                        arm_endpoint: arm.clone(),
+                        graph_endpoint: login.graph_endpoint.clone(),
+                        ca_pem: ca,
+                        auth: pulldoctor::credential::AzureAuth::ClientCredentials {
+                            token_url: login.token_url.clone(),
+                            client_id: login.client_id.clone(),
+                            client_secret: login.client_secret.clone(),
+                        },
+                        read_graph: true,
+                        backoff: None,
+                    };
+                    let clients = config.clients().map_err(|e| e.to_string())?;
+                    let hints = pulldoctor::collect::hints(&evidence, &Default::default());
+                    let mut live =
+                        pulldoctor::collect::azure::collect(&clients, &hints).await.map_err(|e| e.to_string())?;
+                    live.registry_content = exported.registry_content;
+                    evidence.azure = live;
+                }
+                _ => evidence.azure = exported,
+            }
+            let diagnosis = pulldoctor::diagnose(&evidence);
+            Ok(pulldoctor::collect::report(&diagnosis, &evidence))
         }
     }
 }

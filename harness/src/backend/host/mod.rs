@@ -812,6 +812,12 @@ impl crate::run::World for HostWorld {
             arm_endpoint: Some(self.emulator().base_url.clone()),
             ca_file: Some(ca),
             arm_token: Some(token.token),
+            azure_login: Some(crate::run::backend::AzureLogin {
+                token_url: format!("{}/{}/oauth2/v2.0/token", self.emulator().base_url, self.emulator().tenant_id()),
+                client_id: self.emulator().operator().client_id.clone(),
+                client_secret: self.emulator().operator().client_secret.expose().to_string(),
+                graph_endpoint: self.emulator().base_url.clone(),
+            }),
         })
     }
 
