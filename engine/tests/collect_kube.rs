@@ -103,7 +103,12 @@ async fn refused_secrets_are_unavailable_not_fatal_and_lower_confidence() {
     let report = collect::report(&diagnose(&evidence), &evidence);
     assert_eq!(report.unavailable.len(), 1);
     // Without the secret the kubelet identity is judged: whatever is concluded is not "high".
-    assert!(report.findings.iter().all(|f| f.confidence != Confidence::High), "{:#?}", report.findings);
+    assert!(
+        report.findings.iter().filter(|f| f.code.is_cause()).all(|f| f.confidence != Confidence::High),
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.findings.iter().any(|f| f.code == pulldoctor::FindingCode::EvidenceUnavailable));
 }
 
 #[tokio::test]

@@ -70,3 +70,25 @@ fn explain_ranks_candidates_as_json() {
     assert_eq!(v["symptom"]["class"], "not_found");
     assert_eq!(v["candidates"][0]["code"], "IMAGE_NOT_FOUND");
 }
+
+#[test]
+fn unreadable_evidence_is_a_finding_not_a_crash() {
+    let dir = root().join("fixtures/evidence/acrpull-role-missing");
+    let mut evidence = pulldoctor::Evidence::load(&dir.join("dump"), Some(&dir.join("azure.json"))).unwrap();
+    evidence.azure.role_assignments.clear();
+    evidence.azure.unavailable.push(azure_model::inventory::Unavailable {
+        what: "azure: role assignments at /subscriptions/s/resourceGroups/acr-rg".into(),
+        reason: "AuthorizationFailed: the client has no authorization to perform action 'Microsoft.Authorization/roleAssignments/read'".into(),
+    });
+    let report = pulldoctor::collect::report(&pulldoctor::diagnose(&evidence), &evidence);
+    let reach = report
+        .findings
+        .iter()
+        .find(|f| f.code == pulldoctor::FindingCode::EvidenceUnavailable)
+        .expect("a reach finding");
+    assert!(reach.evidence[0].contains("AuthorizationFailed"));
+    assert!(reach.plan.actions[0].commands().iter().any(|c| c.contains("--role Reader")));
+    assert!(!pulldoctor::FindingCode::EvidenceUnavailable.is_cause());
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"EVIDENCE_UNAVAILABLE\""));
+}

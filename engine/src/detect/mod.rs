@@ -18,6 +18,7 @@ mod image;
 mod network;
 mod platform;
 mod pull_secret;
+mod reach;
 mod support;
 #[cfg(test)]
 mod world;
@@ -53,6 +54,7 @@ pub const DETECTORS: &[(&str, Detector)] = &[
     ("image", image::detect),
     ("network", network::detect),
     ("platform", platform::detect),
+    ("reach", reach::detect),
 ];
 
 /// The outcome of a diagnosis.

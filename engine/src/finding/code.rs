@@ -43,10 +43,21 @@ pub enum FindingCode {
     RouteBlackhole,
     /// The image has no variant for the node's OS/architecture.
     PlatformMismatch,
+    /// Not a cause: pulldoctor could not read evidence it needs (a missing permission), so
+    /// findings that depend on it have lower confidence or could not be made.
+    EvidenceUnavailable,
 }
 
 impl FindingCode {
-    /// Every code, in catalog order.
+    /// Codes about the engine itself rather than a cause.
+    pub const META: &'static [FindingCode] = &[Self::EvidenceUnavailable];
+
+    /// Whether the code names a cause of failing pulls (every code but [`FindingCode::META`]).
+    pub fn is_cause(self) -> bool {
+        !Self::META.contains(&self)
+    }
+
+    /// Every cause code, in catalog order (the meta codes are in [`FindingCode::META`]).
     pub const ALL: &'static [FindingCode] = &[
         Self::AcrPullRoleMissing,
         Self::AcrAbacRoleMissing,
@@ -85,6 +96,7 @@ impl FindingCode {
             Self::NsgBlocksRegistry => "NSG_BLOCKS_REGISTRY",
             Self::RouteBlackhole => "ROUTE_BLACKHOLE",
             Self::PlatformMismatch => "PLATFORM_MISMATCH",
+            Self::EvidenceUnavailable => "EVIDENCE_UNAVAILABLE",
         }
     }
 
@@ -109,6 +121,9 @@ impl FindingCode {
             Self::NsgBlocksRegistry => "a network security group rule blocks traffic to the registry",
             Self::RouteBlackhole => "a route table sends registry traffic nowhere",
             Self::PlatformMismatch => "the image has no variant for the node's operating system or architecture",
+            Self::EvidenceUnavailable => {
+                "pulldoctor could not read evidence it needs; its other findings are less certain"
+            }
         }
     }
 }
@@ -133,11 +148,12 @@ impl FromStr for FindingCode {
     type Err = UnknownFindingCode;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
-        if let Some(code) = Self::ALL.iter().find(|c| c.as_str() == wanted) {
+        if let Some(code) = Self::ALL.iter().chain(Self::META).find(|c| c.as_str() == wanted) {
             return Ok(*code);
         }
         let suggestion = Self::ALL
             .iter()
+            .chain(Self::META)
             .map(|c| (strsim::levenshtein(c.as_str(), &wanted), c.as_str()))
             .min()
             .filter(|(d, _)| *d <= wanted.len() / 2 + 2)

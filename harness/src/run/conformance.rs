@@ -78,10 +78,7 @@ impl Conformance {
                 (false, true) => Detection::Missed,
                 (false, false) => Detection::WrongCode,
             };
-            let remediated = match s.phase_millis(Phase::Remediate) {
-                None => None,
-                Some(_) => Some(s.status == Status::Passed),
-            };
+            let remediated = s.phase_millis(Phase::Remediate).map(|_| s.status == Status::Passed);
             rows.push(Row {
                 scenario: s.scenario.clone(),
                 detection,

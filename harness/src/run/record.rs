@@ -114,7 +114,8 @@ pub struct Grade {
 impl Grade {
     /// Grades `reported` against the expectations.
     pub fn new(expected: &[FindingCode], forbid: &[FindingCode], reported: &[FindingCode], millis: u64) -> Self {
-        let mut reported: Vec<FindingCode> = reported.to_vec();
+        // Meta codes (the engine's own reach) name no cause: they neither hit nor miss.
+        let mut reported: Vec<FindingCode> = reported.iter().copied().filter(|c| c.is_cause()).collect();
         reported.sort();
         reported.dedup();
         let missed = expected.iter().filter(|c| !reported.contains(c)).copied().collect();
