@@ -196,19 +196,8 @@ impl TokenSource for ChainedCredential {
     }
 }
 
-/// A reqwest client that trusts `ca_pem` (PEM bundles) besides the system roots, with the same
-/// timeouts azure-rest uses.
-pub fn http_client(ca_pem: &[String]) -> Result<reqwest::Client, RestError> {
-    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60)).connect_timeout(Duration::from_secs(10));
-    for pem in ca_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| RestError::Config(format!("bad CA PEM: {e}")))?
-        {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    b.build().map_err(|e| RestError::Config(e.to_string()))
-}
+/// A reqwest client that trusts `ca_pem` (PEM bundles) besides the system roots: azure-rest's.
+pub use azure_rest::http_client;
 
 #[cfg(test)]
 mod tests {
