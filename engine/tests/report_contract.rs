@@ -92,3 +92,19 @@ fn unreadable_evidence_is_a_finding_not_a_crash() {
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"EVIDENCE_UNAVAILABLE\""));
 }
+
+#[test]
+fn the_nodes_cluster_is_judged_when_the_inventory_holds_several() {
+    let dir = root().join("fixtures/evidence/acrpull-role-missing");
+    let mut evidence = pulldoctor::Evidence::load(&dir.join("dump"), Some(&dir.join("azure.json"))).unwrap();
+    let ours = evidence.azure.managed_clusters[0].clone();
+    // Another cluster sharing the registry, listed first, whose identity does hold AcrPull.
+    let mut other = ours.clone();
+    other.id = other.id.replace(&ours.name, "aks-other");
+    other.name = "aks-other".into();
+    other.properties.node_resource_group = Some("MC_rg_aks-other_westeurope".into());
+    evidence.azure.managed_clusters.insert(0, other);
+    assert_eq!(pulldoctor::detect::cluster_of_nodes(&evidence).unwrap().name, ours.name);
+    let codes = pulldoctor::diagnose(&evidence).findings.iter().map(|f| f.code).collect::<Vec<_>>();
+    assert_eq!(codes, [pulldoctor::FindingCode::AcrPullRoleMissing]);
+}

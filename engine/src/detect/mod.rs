@@ -66,9 +66,32 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
 }
 
+/// The cluster the nodes belong to: the one whose node resource group holds the nodes' scale
+/// sets (from their `azure:///subscriptions/S/resourceGroups/MC_.../...` provider ids), else the
+/// first cluster of the inventory. Inventories often hold several clusters sharing a registry.
+pub fn cluster_of_nodes(evidence: &Evidence) -> Option<&Resource<ManagedClusterProperties>> {
+    let clusters = &evidence.azure.managed_clusters;
+    let node_groups: Vec<String> = evidence
+        .nodes
+        .iter()
+        .filter_map(|n| n.spec.as_ref()?.provider_id.as_deref())
+        .filter_map(|p| {
+            let mut parts = p.split('/');
+            parts.by_ref().find(|s| s.eq_ignore_ascii_case("resourceGroups"))?;
+            parts.next().map(str::to_ascii_lowercase)
+        })
+        .collect();
+    clusters
+        .iter()
+        .find(|c| {
+            c.properties.node_resource_group.as_deref().is_some_and(|rg| node_groups.contains(&rg.to_ascii_lowercase()))
+        })
+        .or_else(|| clusters.first())
+}
+
 /// Runs every detector on `evidence`.
 pub fn diagnose(evidence: &Evidence) -> Diagnosis {
-    let cluster = evidence.azure.managed_clusters.first();
+    let cluster = cluster_of_nodes(evidence);
     let ctx = Context { evidence, failures: pull_failures(evidence), cluster, now: evidence.now() };
     let mut findings: Vec<Finding> = DETECTORS.iter().flat_map(|(_, d)| d(&ctx)).collect();
     findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(&b.code)));
