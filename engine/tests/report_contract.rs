@@ -108,3 +108,15 @@ fn the_nodes_cluster_is_judged_when_the_inventory_holds_several() {
     let codes = pulldoctor::diagnose(&evidence).findings.iter().map(|f| f.code).collect::<Vec<_>>();
     assert_eq!(codes, [pulldoctor::FindingCode::AcrPullRoleMissing]);
 }
+
+#[test]
+fn already_fixed_is_part_of_the_contract() {
+    let doc = r#"{"schemaVersion":"1","engine":{"name":"x","version":"0"},"status":"findings","failing":[],"findings":[],"alreadyFixed":true}"#;
+    let r: pulldoctor::Report = serde_json::from_str(doc).unwrap();
+    assert!(r.already_fixed);
+    let plain =
+        r#"{"schemaVersion":"1","engine":{"name":"x","version":"0"},"status":"healthy","failing":[],"findings":[]}"#;
+    let r: pulldoctor::Report = serde_json::from_str(plain).unwrap();
+    assert!(!r.already_fixed);
+    assert!(!serde_json::to_string(&r).unwrap().contains("alreadyFixed"));
+}

@@ -69,6 +69,10 @@ pub struct Report {
     /// Evidence that could not be collected (lowers confidence).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<azure_model::inventory::Unavailable>,
+    /// The engine has already applied its own fix: a grader checks that the workload recovers
+    /// instead of applying `findings[].plan`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_fixed: bool,
 }
 
 impl Report {
@@ -95,6 +99,7 @@ impl Report {
                 .collect(),
             findings: diagnosis.findings.clone(),
             unavailable,
+            already_fixed: false,
         }
     }
 

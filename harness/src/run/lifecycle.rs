@@ -269,6 +269,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             let t = Instant::now();
             let expected: Vec<_> = report.findings.iter().filter(|f| s.expect.findings.contains(&f.code)).collect();
             let applied = match s.expect.remediation {
+                _ if report.already_fixed => "the engine says it applied its own fix".to_string(),
                 Remediation::Automatic => {
                     let plans: Vec<&pulldoctor::Plan> = expected.iter().map(|f| &f.plan).collect();
                     if let Some(p) = plans.iter().find(|p| !p.is_automatic()) {
