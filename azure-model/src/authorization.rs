@@ -113,13 +113,49 @@ pub const CONTRIBUTOR: BuiltInRole =
 pub const READER: BuiltInRole =
     BuiltInRole { id: "acdd72a7-3385-48ef-bd42-f606fba81ae7", name: "Reader", actions: &["*/read"], data_actions: &[] };
 
+/// `AcrPush`: pull and push.
+pub const ACR_PUSH: BuiltInRole = BuiltInRole {
+    id: "8311e382-0749-4cb8-b61a-304f252e45ec",
+    name: "AcrPush",
+    actions: &[PULL_ACTION, PUSH_ACTION],
+    data_actions: &[],
+};
+
+/// `AcrDelete`: delete artifacts.
+pub const ACR_DELETE: BuiltInRole = BuiltInRole {
+    id: "c2f4ef07-c644-48eb-af81-4b1b4947fb11",
+    name: "AcrDelete",
+    actions: &[DELETE_ACTION],
+    data_actions: &[],
+};
+
+/// `Container Registry Repository Writer`: read and write repository content (ABAC mode).
+pub const REPOSITORY_WRITER: BuiltInRole = BuiltInRole {
+    id: "2a1e307c-b015-4ebd-883e-5b7698a07328",
+    name: "Container Registry Repository Writer",
+    actions: &[],
+    data_actions: &[
+        REPOSITORY_CONTENT_READ,
+        REPOSITORY_CONTENT_WRITE,
+        "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
+        "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
+    ],
+};
+
 /// Every built-in role pullproof knows.
-pub const BUILT_IN_ROLES: &[BuiltInRole] = &[ACR_PULL, REPOSITORY_READER, OWNER, CONTRIBUTOR, READER];
+pub const BUILT_IN_ROLES: &[BuiltInRole] =
+    &[ACR_PULL, REPOSITORY_READER, OWNER, CONTRIBUTOR, READER, ACR_PUSH, ACR_DELETE, REPOSITORY_WRITER];
 
 /// The control-plane action that lets a principal pull in legacy (non-ABAC) mode.
 pub const PULL_ACTION: &str = "Microsoft.ContainerRegistry/registries/pull/read";
 /// The data action that lets a principal read repository content in ABAC mode.
 pub const REPOSITORY_CONTENT_READ: &str = "Microsoft.ContainerRegistry/registries/repositories/content/read";
+/// The control-plane action that lets a principal push in legacy mode.
+pub const PUSH_ACTION: &str = "Microsoft.ContainerRegistry/registries/push/write";
+/// The control-plane action that lets a principal delete artifacts in legacy mode.
+pub const DELETE_ACTION: &str = "Microsoft.ContainerRegistry/registries/artifacts/delete";
+/// The data action that lets a principal write repository content in ABAC mode.
+pub const REPOSITORY_CONTENT_WRITE: &str = "Microsoft.ContainerRegistry/registries/repositories/content/write";
 
 /// Looks a built-in role up by GUID (or by a full role definition id).
 pub fn built_in(role_definition: &str) -> Option<&'static BuiltInRole> {
@@ -173,6 +209,9 @@ mod tests {
         assert!(!REPOSITORY_READER.grants_legacy_pull());
         assert!(REPOSITORY_READER.grants_abac_pull());
         assert!(!ACR_PULL.grants_abac_pull());
+        assert!(ACR_PUSH.grants_legacy_pull());
+        assert!(REPOSITORY_WRITER.grants_abac_pull());
+        assert!(!ACR_DELETE.grants_legacy_pull() && !ACR_DELETE.grants_abac_pull());
     }
 
     #[test]

@@ -11,58 +11,21 @@ use serde_json::{Value, json};
 
 use crate::state::store::ResourceStore;
 
-/// `AcrPush`: pull and push.
-pub const ACR_PUSH: BuiltInRole = BuiltInRole {
-    id: "8311e382-0749-4cb8-b61a-304f252e45ec",
-    name: "AcrPush",
-    actions: &[PULL_ACTION, PUSH_ACTION],
-    data_actions: &[],
+pub use azure_model::authorization::{
+    ACR_DELETE, ACR_PUSH, DELETE_ACTION, PUSH_ACTION, REPOSITORY_CONTENT_WRITE, REPOSITORY_WRITER,
 };
 
-/// `AcrDelete`: delete artifacts.
-pub const ACR_DELETE: BuiltInRole = BuiltInRole {
-    id: "c2f4ef07-c644-48eb-af81-4b1b4947fb11",
-    name: "AcrDelete",
-    actions: &[DELETE_ACTION],
-    data_actions: &[],
-};
-
-/// `Container Registry Repository Writer`: read and write repository content (ABAC mode).
-pub const REPOSITORY_WRITER: BuiltInRole = BuiltInRole {
-    id: "2a1e307c-b015-4ebd-883e-5b7698a07328",
-    name: "Container Registry Repository Writer",
-    actions: &[],
-    data_actions: &[
-        REPOSITORY_CONTENT_READ,
-        REPOSITORY_CONTENT_WRITE,
-        "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
-        "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
-    ],
-};
-
-/// Built-in roles the emulator serves beyond azure-model's.
-pub const EXTRA_BUILT_IN_ROLES: &[BuiltInRole] = &[ACR_PUSH, ACR_DELETE, REPOSITORY_WRITER];
-
-/// The control-plane action that lets a principal push in legacy mode.
-pub const PUSH_ACTION: &str = "Microsoft.ContainerRegistry/registries/push/write";
-/// The control-plane action that lets a principal delete artifacts in legacy mode.
-pub const DELETE_ACTION: &str = "Microsoft.ContainerRegistry/registries/artifacts/delete";
-/// The data action that lets a principal write repository content in ABAC mode.
-pub const REPOSITORY_CONTENT_WRITE: &str = "Microsoft.ContainerRegistry/registries/repositories/content/write";
 /// The data action that lets a principal delete repository content in ABAC mode.
 pub const REPOSITORY_CONTENT_DELETE: &str = "Microsoft.ContainerRegistry/registries/repositories/content/delete";
 
-/// Every built-in role served.
+/// Every built-in role served (azure-model's table).
 pub fn all_built_in() -> impl Iterator<Item = &'static BuiltInRole> {
-    BUILT_IN_ROLES.iter().chain(EXTRA_BUILT_IN_ROLES)
+    BUILT_IN_ROLES.iter()
 }
 
 /// A built-in role by GUID or full role definition id.
 pub fn built_in(role_definition: &str) -> Option<&'static BuiltInRole> {
-    authorization::built_in(role_definition).or_else(|| {
-        let guid = role_definition.rsplit('/').next().unwrap_or(role_definition);
-        EXTRA_BUILT_IN_ROLES.iter().find(|r| r.id.eq_ignore_ascii_case(guid))
-    })
+    authorization::built_in(role_definition)
 }
 
 /// What a caller asks to do in a repository.

@@ -23,14 +23,6 @@ use crate::symptom::SymptomClass;
 pub(crate) type Assignment = Resource<RoleAssignmentProperties>;
 pub(crate) type Registry = Resource<RegistryProperties>;
 
-/// `AcrPush` (not in azure-model's table): pushes, and pulls in legacy mode.
-const ACR_PUSH: BuiltInRole = BuiltInRole {
-    id: "8311e382-0749-4cb8-b61a-304f252e45ec",
-    name: "AcrPush",
-    actions: &["Microsoft.ContainerRegistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/push/write"],
-    data_actions: &[],
-};
-
 /// The null GUID: the username of ACR refresh tokens.
 pub(crate) const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -43,22 +35,8 @@ pub(crate) enum Grant {
     Unknown,
 }
 
-/// `Container Registry Repository Writer` (not in azure-model's table): reads and writes
-/// repository content in ABAC mode. Same id as the emulator's catalog.
-const REPOSITORY_WRITER: BuiltInRole = BuiltInRole {
-    id: "2a1e307c-b015-4ebd-883e-5b7698a07328",
-    name: "Container Registry Repository Writer",
-    actions: &[],
-    data_actions: &[
-        REPOSITORY_CONTENT_READ,
-        "Microsoft.ContainerRegistry/registries/repositories/content/write",
-        "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
-        "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
-    ],
-};
-
 fn known_role(guid: &str) -> Option<&'static BuiltInRole> {
-    built_in(guid).or_else(|| [&ACR_PUSH, &REPOSITORY_WRITER].into_iter().find(|r| r.id.eq_ignore_ascii_case(guid)))
+    built_in(guid)
 }
 
 /// The display name of an assignment's role.
@@ -578,7 +556,7 @@ mod tests {
         let g = |role: &str, abac| grants_pull(&inv, &ra(role, "p", None), abac, Some("shop/web"));
         // Legacy mode: AcrPull, AcrPush, Owner, Contributor pull; Reader and Repository Reader do not.
         assert_eq!(g(ACR_PULL.id, false), Grant::Yes);
-        assert_eq!(g(ACR_PUSH.id, false), Grant::Yes);
+        assert_eq!(g(azure_model::authorization::ACR_PUSH.id, false), Grant::Yes);
         assert_eq!(g(OWNER.id, false), Grant::Yes);
         assert_eq!(g(CONTRIBUTOR.id, false), Grant::Yes);
         assert_eq!(g(READER.id, false), Grant::No);
@@ -587,8 +565,8 @@ mod tests {
         assert_eq!(g(ACR_PULL.id, true), Grant::No);
         assert_eq!(g(OWNER.id, true), Grant::No);
         assert_eq!(g(REPOSITORY_READER.id, true), Grant::Yes);
-        assert_eq!(g(REPOSITORY_WRITER.id, true), Grant::Yes);
-        assert_eq!(g(REPOSITORY_WRITER.id, false), Grant::No);
+        assert_eq!(g(azure_model::authorization::REPOSITORY_WRITER.id, true), Grant::Yes);
+        assert_eq!(g(azure_model::authorization::REPOSITORY_WRITER.id, false), Grant::No);
         // A role nobody knows.
         assert_eq!(g("11111111-2222-3333-4444-555555555555", false), Grant::Unknown);
     }

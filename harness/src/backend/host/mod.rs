@@ -46,7 +46,7 @@ use crate::run::{Backend, BackendError, EngineInput, Health};
 use crate::scenario::{BackendKind, Mutation};
 
 /// The AcrPush role: the harness's operator holds it only while pushing the baseline's images.
-const ACR_PUSH: &str = "8311e382-0749-4cb8-b61a-304f252e45ec";
+const ACR_PUSH: &str = azure_model::authorization::ACR_PUSH.id;
 
 /// Host backend settings.
 #[derive(Debug, Clone)]
