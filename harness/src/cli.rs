@@ -427,9 +427,13 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
         )
         .await
     });
-    print!("{}", summary_table(&record));
-    if show_conformance {
-        print!("\n{}", Conformance::of(&record).render_text());
+    if select.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+    } else {
+        print!("{}", summary_table(&record));
+        if show_conformance {
+            print!("\n{}", Conformance::of(&record).render_text());
+        }
     }
     if let Err(e) = write_reports(&record, report_dir) {
         eprintln!("warning: cannot write reports to {}: {e}", report_dir.display());
