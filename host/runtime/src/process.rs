@@ -321,6 +321,13 @@ impl ProcessGuard {
         // and the group id cannot have been reused) gets SIGKILL.
         signal_group(pid, libc::SIGKILL);
         let status = child.wait().map_err(|source| DaemonError::Stop { what: self.what, pid, source })?;
+        // SIGKILL is delivered asynchronously: the leader's exit says nothing about its
+        // descendants. Return only once the whole group is gone, so callers (and leak checks)
+        // never see a process that is still dying.
+        let reaped = wait_group_gone(pid, GROUP_GONE_WAIT);
+        if !reaped {
+            tracing::warn!(what = self.what, pid, left = ?processes_in_group(pid), "processes outlived SIGKILL");
+        }
         let took = start.elapsed();
         tracing::debug!(what = self.what, pid, ?took, killed, %status, "stopped");
         Ok(Stopped { status, took, killed })
@@ -339,6 +346,26 @@ impl Drop for ProcessGuard {
         {
             tracing::warn!(error = %e, "stopping on drop failed");
         }
+    }
+}
+
+/// How long [`ProcessGuard::stop_with`] waits for a killed group's members to disappear.
+const GROUP_GONE_WAIT: Duration = Duration::from_secs(5);
+
+/// Polls `/proc` until no live process is left in group `pgid`, or `within` has passed;
+/// true when the group is gone.
+fn wait_group_gone(pgid: u32, within: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if processes_in_group(pgid).is_empty() {
+            return true;
+        }
+        if start.elapsed() >= within {
+            return false;
+        }
+        // Stragglers get the signal again: a member forked between the first kill and now.
+        signal_group(pgid, libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -391,7 +418,7 @@ pub fn processes_in_group(pgid: u32) -> Vec<u32> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2].parse::<u32>().ok() == Some(pgid) {
+        if fields.len() > 2 && !matches!(fields[0], "Z" | "X" | "x") && fields[2].parse::<u32>().ok() == Some(pgid) {
             found.push(pid);
         }
     }
