@@ -293,7 +293,7 @@ fn gather(src: &SourceArgs) -> Result<Gathered, String> {
         let connections = apply::Connections {
             arm: azure.as_ref().map(|a| a.arm.clone()),
             graph: azure.as_ref().and_then(|a| a.graph.clone()),
-            kube: Some(kube),
+            kube: Some(std::sync::Arc::new(kube)),
         };
         Gathered { evidence, runtime: Some(rt), connections }
     };

@@ -110,7 +110,11 @@ async fn every_action_applies_once_and_is_idempotent() {
         let actions: Vec<Action> = report.findings.iter().flat_map(|f| f.plan.actions.clone()).collect();
         let now = OffsetDateTime::now_utc();
         let steps = apply::translate(&actions, &PlanContext { inventory: &evidence.azure, now });
-        let connections = Connections { arm: Some(az.arm.clone()), graph: az.graph.clone(), kube: Some(kube.clone()) };
+        let connections = Connections {
+            arm: Some(az.arm.clone()),
+            graph: az.graph.clone(),
+            kube: Some(std::sync::Arc::new(kube.clone())),
+        };
 
         // Dry run: reads only.
         let dry = Executor { connections: connections.clone(), apply: false, now }.run(&steps).await;

@@ -1,10 +1,12 @@
 //! Running [`Step`]s: reads, the guard, writes, a re-read, and the audit record.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::kubernetes::{ApiFailure, KubernetesApi};
 use super::translate::{Request, Service, Step, Verdict};
 use super::{Audit, AuditRecord, Outcome};
 
@@ -15,8 +17,8 @@ pub struct Connections {
     pub arm: Option<azure_rest::Client>,
     /// Microsoft Graph.
     pub graph: Option<azure_rest::Client>,
-    /// Kubernetes.
-    pub kube: Option<kube::Client>,
+    /// Kubernetes (a [`kube::Client`], or anything else that serves the objects).
+    pub kube: Option<Arc<dyn KubernetesApi>>,
 }
 
 /// A failed request.
@@ -32,9 +34,9 @@ impl From<azure_rest::RestError> for Failed {
     }
 }
 
-impl From<kube::Error> for Failed {
-    fn from(e: kube::Error) -> Self {
-        Failed { status: super::super::collect::k8s::status_of(&e), message: e.to_string() }
+impl From<ApiFailure> for Failed {
+    fn from(e: ApiFailure) -> Self {
+        Failed { status: e.status, message: e.message }
     }
 }
 
@@ -92,8 +94,7 @@ impl Executor {
                     None => Vec::new(),
                 };
                 let req = b.body(bytes).map_err(|e| Failed { status: None, message: e.to_string() })?;
-                let text = kube.request_text(req).await?;
-                Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+                Ok(kube.send(req).await?)
             }
             s => {
                 let c = self.client(s).ok_or(Failed { status: None, message: format!("no {s:?} connection") })?;

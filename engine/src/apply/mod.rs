@@ -12,6 +12,7 @@
 //! - The audit trail says what, where, the state before and after, never a secret value.
 
 mod execute;
+pub mod kubernetes;
 pub mod translate;
 
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use execute::{Connections, Executor};
+pub use kubernetes::{ApiFailure, ApiFuture, KubernetesApi};
 pub use translate::{PlanContext, Step, translate};
 
 /// How a step ended.

@@ -63,11 +63,13 @@ where
     entries.sort_by_key(|e| std::cmp::Reverse(e.scenario.budgets.inject));
     let mut tasks = Vec::new();
     for entry in entries {
-        let (backend, engine, gate, progress, cancel) =
-            (backend.clone(), engine.clone(), gate.clone(), progress.clone(), cancel.clone());
+        // The permit is taken here, in order, not inside the task: tasks on a multi-threaded
+        // runtime reach the semaphore in no particular order, which let a slow scenario start last.
+        let permit = gate.clone().acquire_owned().await;
+        let (backend, engine, progress, cancel) = (backend.clone(), engine.clone(), progress.clone(), cancel.clone());
         let artifacts_dir = artifacts_dir.map(Path::to_path_buf);
         tasks.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await;
+            let _permit = permit;
             progress(Progress::Started { scenario: entry.scenario.name.clone() });
             let rec = if *cancel.borrow() {
                 skipped(&entry, backend.kind(), "cancelled before it started")

@@ -16,6 +16,7 @@
 //! feed ([`realise`]). Every pull error comes from containerd itself.
 
 pub mod front;
+pub mod kubernetes;
 pub mod node;
 pub mod realise;
 
@@ -24,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use azure_rest::{ARM_SCOPE, Client, ClientCredentials, GRAPH_SCOPE};
-use pulldoctor::plan::Action;
 use pullproof_emulator::{DataPlane, Emulator, EmulatorConfig, RunningEmulator};
 use pullproof_host_kubelet::{
     Cluster, CredentialProvider, CredentialProviderConfig, Kubelet, KubeletConfig, NodeConfig, WorkloadSpec,
@@ -119,6 +119,8 @@ pub struct HostWorld {
     registry: Option<Registry>,
     containerd: Option<Arc<Containerd>>,
     cluster: Arc<Mutex<Cluster>>,
+    /// Secret values written into the cluster by remediation (redacted from artifacts).
+    learned: kubernetes::Learned,
     kubelets: Vec<(Kubelet, NodeRuntime)>,
     placement: NodePlacement,
     cloud_config: PathBuf,
@@ -194,6 +196,7 @@ impl Backend for HostBackend {
             registry: None,
             containerd: None,
             cluster: Arc::new(Mutex::new(Cluster::new())),
+            learned: Default::default(),
             kubelets: vec![],
             placement,
             cloud_config: dir.join("azure.json"),
@@ -822,17 +825,50 @@ impl crate::run::World for HostWorld {
     }
 
     async fn remediate(&mut self, plan: &pulldoctor::Plan) -> Result<Vec<String>, BackendError> {
+        // pulldoctor's own remediation code (`pulldoctor fix --apply`): the same steps, guards
+        // and requests, against the emulator's ARM and Graph and this world's cluster.
+        let inventory = self.emulator().export();
+        let now = time::OffsetDateTime::now_utc();
+        let steps =
+            pulldoctor::apply::translate(&plan.actions, &pulldoctor::apply::PlanContext { inventory: &inventory, now });
+        let executor = pulldoctor::apply::Executor {
+            connections: pulldoctor::apply::Connections {
+                arm: Some(self.exec.arm.clone()),
+                graph: Some(self.exec.graph.clone()),
+                kube: Some(Arc::new(kubernetes::ClusterApi::new(self.cluster.clone(), self.learned.clone()))),
+            },
+            apply: true,
+            now,
+        };
+        let audit = executor.run(&steps).await;
         let mut done = Vec::new();
-        for action in &plan.actions {
-            self.apply_action(action).await?;
-            done.push(action.describe());
+        for r in &audit.records {
+            use pulldoctor::apply::Outcome;
+            match r.outcome {
+                Outcome::Applied | Outcome::AlreadyDone => done.push(r.what.clone()),
+                Outcome::Manual => {
+                    return Err(BackendError::new(format!(
+                        "needs a person: {}{}",
+                        r.what,
+                        r.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                    )));
+                }
+                other => {
+                    return Err(BackendError::new(format!(
+                        "{} ended {other:?}: {}",
+                        r.what,
+                        r.note.as_deref().unwrap_or("no detail")
+                    )));
+                }
+            }
         }
         self.restart_workload().await?;
         Ok(done)
     }
 
     async fn artifacts(&mut self, dir: &Path) {
-        let secrets: Vec<String> = self.exec.bindings.secrets().into_iter().map(str::to_string).collect();
+        let mut secrets: Vec<String> = self.exec.bindings.secrets().into_iter().map(str::to_string).collect();
+        secrets.extend(self.learned.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         let redact = |text: String| {
             secrets.iter().filter(|s| !s.is_empty()).fold(text, |t, s| t.replace(s.as_str(), "<redacted>"))
         };
@@ -851,166 +887,5 @@ impl crate::run::World for HostWorld {
 
     async fn teardown(mut self) -> Result<(), BackendError> {
         self.shutdown().await
-    }
-}
-
-impl HostWorld {
-    /// Applies one of the engine's actions to this world (ARM through the emulator, Kubernetes
-    /// to the cluster model). Only creates or updates.
-    async fn apply_action(&mut self, action: &Action) -> Result<(), BackendError> {
-        use azure_model::api_version as v;
-        let wl = self.baseline.workload.clone();
-        match action {
-            Action::CreateRoleAssignment { scope, principal_id, principal_type, role_definition_guid, .. } => {
-                let id = format!(
-                    "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
-                    crate::arm::ids::stable_guid(&[scope, principal_id, role_definition_guid])
-                );
-                let role = format!(
-                    "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role_definition_guid}",
-                    self.world.subscription
-                );
-                let body = json!({ "properties": { "roleDefinitionId": role, "principalId": principal_id, "principalType": principal_type } });
-                self.apply_azure(&[Request::put(id, v::AUTHORIZATION, body, "engine: role assignment")]).await
-            }
-            Action::CreateVnetLink { zone_id, link_name, vnet_id } => {
-                let body = json!({ "location": "global", "properties": { "virtualNetwork": { "id": vnet_id }, "registrationEnabled": false } });
-                self.apply_azure(&[Request::put(
-                    format!("{zone_id}/virtualNetworkLinks/{link_name}"),
-                    v::PRIVATE_DNS,
-                    body,
-                    "engine: VNet link",
-                )])
-                .await
-            }
-            Action::CreatePeering { vnet_id, name, remote_vnet_id } => {
-                let body = json!({ "properties": { "remoteVirtualNetwork": { "id": remote_vnet_id }, "allowVirtualNetworkAccess": true } });
-                self.apply_azure(&[Request::put(
-                    format!("{vnet_id}/virtualNetworkPeerings/{name}"),
-                    v::NETWORK,
-                    body,
-                    "engine: peering",
-                )])
-                .await
-            }
-            Action::AddRegistryIpRule { registry_id, ip } => {
-                let edit = crate::arm::Edit::Append {
-                    pointer: "/properties/networkRuleSet/ipRules".into(),
-                    value: json!({ "action": "Allow", "value": ip }),
-                };
-                self.apply_azure(&[Request::update(
-                    registry_id.clone(),
-                    v::CONTAINER_REGISTRY,
-                    edit,
-                    "engine: IP rule",
-                )])
-                .await
-            }
-            Action::AllowNsgRule { nsg_id, rule_name, priority, destination, port } => {
-                let body = json!({ "properties": {
-                    "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": port.to_string(), "sourceAddressPrefix": "*",
-                    "destinationAddressPrefix": destination, "access": "Allow", "priority": priority, "direction": "Outbound"
-                }});
-                self.apply_azure(&[Request::put(
-                    format!("{nsg_id}/securityRules/{rule_name}"),
-                    v::NETWORK,
-                    body,
-                    "engine: NSG rule",
-                )])
-                .await
-            }
-            Action::SetRouteNextHop { route_table_id, route_name, address_prefix, next_hop_type } => {
-                let body = json!({ "properties": { "addressPrefix": address_prefix, "nextHopType": next_hop_type } });
-                self.apply_azure(&[Request::put(
-                    format!("{route_table_id}/routes/{route_name}"),
-                    v::NETWORK,
-                    body,
-                    "engine: route",
-                )])
-                .await
-            }
-            Action::ReconcileCluster { cluster_id } => {
-                let current = self
-                    .exec
-                    .arm
-                    .send(azure_rest::Method::Get, cluster_id, v::CONTAINER_SERVICE, None)
-                    .await
-                    .map_err(|e| err("reconcile")(e2s(e)))?;
-                let mut body = current.clone();
-                if let Some(p) = body.get_mut("properties").and_then(|p| p.as_object_mut()) {
-                    p.remove("provisioningState");
-                }
-                self.exec
-                    .arm
-                    .put(cluster_id, v::CONTAINER_SERVICE, &body)
-                    .await
-                    .map_err(|e| err("reconcile")(e2s(e)))?;
-                Ok(())
-            }
-            Action::RotateServicePrincipalSecret { app_id, cluster_id } => {
-                let secret = self.new_secret(app_id).await?;
-                if let Some(cluster) = cluster_id {
-                    let body = json!({ "clientId": app_id, "secret": secret });
-                    self.exec
-                        .arm
-                        .post(&format!("{cluster}/resetServicePrincipalProfile"), v::CONTAINER_SERVICE, Some(&body))
-                        .await
-                        .map_err(|e| err("reset service principal")(e2s(e)))?;
-                }
-                Ok(())
-            }
-            Action::ReplacePullSecret { namespace, secret_name, registry, credential_source } => {
-                let (user, pass) = if credential_source == "adminCredentials" {
-                    self.pull_secret_credentials(&PullSecretSource::Admin).await?
-                } else if let Some(app_id) = credential_source.strip_prefix("newServicePrincipalSecret:") {
-                    (app_id.to_string(), self.new_secret(app_id).await?)
-                } else {
-                    return Err(BackendError::new(format!("unknown credential source `{credential_source}`")));
-                };
-                self.cluster.lock().await.put_secret(namespace, secret_name, registry, &user, &pass);
-                Ok(())
-            }
-            Action::SetNodeSelector { workload, node_selector } => {
-                let mut c = self.cluster.lock().await;
-                c.set_node_selector(&workload.namespace, &workload.name, node_selector.clone())
-                    .map_err(|e| err("node selector")(e2s(e)))
-            }
-            Action::SetImage { workload, container, image } => {
-                let name = if workload.kind == "Deployment" { workload.name.clone() } else { wl.name.clone() };
-                self.cluster
-                    .lock()
-                    .await
-                    .set_image(&workload.namespace, &name, container, image)
-                    .map_err(|e| err("set image")(e2s(e)))
-            }
-            Action::Manual { description, .. } => Err(BackendError::new(format!("needs a person: {description}"))),
-        }
-    }
-
-    /// A new client secret for `app_id`, through Graph's addPassword (returned once).
-    async fn new_secret(&mut self, app_id: &str) -> Result<String, BackendError> {
-        let app: serde_json::Value = self
-            .exec
-            .graph
-            .send(azure_rest::Method::Get, &format!("/v1.0/applications(appId='{app_id}')"), "", None)
-            .await
-            .map_err(|e| err("application")(e2s(e)))?;
-        let id = app["id"].as_str().unwrap_or_default().to_string();
-        let end = (time::OffsetDateTime::now_utc() + time::Duration::days(365))
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let added = self
-            .exec
-            .graph
-            .post(
-                &format!("/v1.0/applications/{id}/addPassword"),
-                "",
-                Some(&json!({ "passwordCredential": { "displayName": "pulldoctor", "endDateTime": end } })),
-            )
-            .await
-            .map_err(|e| err("addPassword")(e2s(e)))?;
-        let secret = added["secretText"].as_str().unwrap_or_default().to_string();
-        self.exec.bindings.set(format!("rotated.{app_id}"), secret.clone(), true);
-        Ok(secret)
     }
 }
