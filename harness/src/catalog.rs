@@ -169,6 +169,17 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
             Diagnostic::new("`remediation: none` goes with `fault: none`, and only with it").in_file(path).at(l, c),
         );
     }
+    if e.remediation == Remediation::Proposed && e.actions.is_empty() {
+        let (l, c) = at("remediation", Some("expect:"));
+        out.push(
+            Diagnostic::new(
+                "`remediation: proposed` needs `expect.actions`: the kinds of action that are the right fix",
+            )
+            .hint("e.g. `actions: [setImage]`; without recovery to prove it, the proposal itself is graded")
+            .in_file(path)
+            .at(l, c),
+        );
+    }
     for code in &e.forbid {
         if e.findings.contains(code) {
             let (l, c) = at(code.as_str(), Some("forbid"));

@@ -440,6 +440,10 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
     } else {
         eprintln!("reports: {}/run.json, {}/junit.xml", report_dir.display(), report_dir.display());
     }
+    if record.cancelled {
+        eprintln!("interrupted: the run is incomplete (scenarios not run are `skipped`)");
+        return Ok(ExitCode::from(130));
+    }
     Ok(if record.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 

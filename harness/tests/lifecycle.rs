@@ -62,9 +62,12 @@ impl World for FakeWorld {
             dump_dir: PathBuf::new(),
             inventory: PathBuf::new(),
             namespace: "shop".into(),
+            pod: None,
             arm_endpoint: None,
             ca_file: None,
             arm_token: None,
+            graph_endpoint: None,
+            graph_token: None,
             azure_login: None,
         })
     }
@@ -83,8 +86,13 @@ impl World for FakeWorld {
     }
 }
 
-/// An engine that reports fixed codes, each with an automatic one-action plan.
-struct Says(Vec<FindingCode>);
+/// An engine that reports fixed codes, each with a one-action plan (by default an automatic
+/// `reconcileCluster`).
+struct Says(Vec<FindingCode>, serde_json::Value);
+
+fn reconcile() -> serde_json::Value {
+    serde_json::json!({ "action": "reconcileCluster", "clusterId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c" })
+}
 
 impl Engine for Says {
     fn name(&self) -> String {
@@ -97,7 +105,7 @@ impl Engine for Says {
             .map(|c| {
                 serde_json::json!({
                     "code": c, "severity": "error", "confidence": "high", "summary": "s", "blamed": [], "evidence": [], "pods": [],
-                    "plan": { "actions": [{ "action": "reconcileCluster", "clusterId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c" }] }
+                    "plan": { "actions": [self.1.clone()] }
                 })
             })
             .collect();
@@ -115,15 +123,15 @@ fn entry(name: &str) -> Entry {
 }
 
 async fn run(name: &str, script: Script, says: Vec<FindingCode>) -> (pullproof::run::ScenarioRecord, Vec<String>) {
+    run_with(name, script, Says(says, reconcile())).await
+}
+
+async fn run_with(name: &str, script: Script, engine: Says) -> (pullproof::run::ScenarioRecord, Vec<String>) {
     let script = Arc::new(Mutex::new(script));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let rec = run_scenario(
-        &FakeBackend(script.clone()),
-        &Says(says),
-        &entry(name),
-        RunOptions { artifacts_dir: None, cancel },
-    )
-    .await;
+    let rec =
+        run_scenario(&FakeBackend(script.clone()), &engine, &entry(name), RunOptions { artifacts_dir: None, cancel })
+            .await;
     let log = script.lock().unwrap().log.clone();
     (rec, log)
 }
@@ -161,7 +169,7 @@ async fn a_fix_that_does_not_heal_is_a_remediation_failure() {
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let rec = run_scenario(
         &FakeBackend(script.clone()),
-        &Says(vec![FindingCode::KubeletIdentityNotOnVmss]),
+        &Says(vec![FindingCode::KubeletIdentityNotOnVmss], reconcile()),
         &e,
         RunOptions { artifacts_dir: None, cancel },
     )
@@ -176,8 +184,13 @@ async fn a_fault_without_its_symptom_is_an_inject_error() {
     e.scenario.budgets.inject = pullproof::scenario::Budget(std::time::Duration::from_millis(300));
     let script = Arc::new(Mutex::new(Script { symptom: Some(SymptomClass::Timeout), ..Default::default() }));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let rec =
-        run_scenario(&FakeBackend(script.clone()), &Says(vec![]), &e, RunOptions { artifacts_dir: None, cancel }).await;
+    let rec = run_scenario(
+        &FakeBackend(script.clone()),
+        &Says(vec![], reconcile()),
+        &e,
+        RunOptions { artifacts_dir: None, cancel },
+    )
+    .await;
     assert_eq!(rec.status, Status::ErrorInject);
     assert!(rec.reason.contains("did not show symptom `forbidden`"), "{}", rec.reason);
 }
@@ -201,10 +214,26 @@ async fn provisioning_failure_is_a_baseline_error() {
 #[tokio::test]
 async fn proposed_remediation_applies_the_scenarios_own_fix() {
     let script = Script { symptom: Some(SymptomClass::NotFound), ..Default::default() };
-    let (rec, log) = run("image-tag-not-found", script, vec![FindingCode::ImageNotFound]).await;
+    let set_image = serde_json::json!({ "action": "setImage", "workload": { "kind": "Deployment", "namespace": "shop", "name": "web" }, "container": "web", "image": "r.azurecr.io/app:v1" });
+    let (rec, log) = run_with("image-tag-not-found", script, Says(vec![FindingCode::ImageNotFound], set_image)).await;
     assert_eq!(rec.status, Status::Passed, "{rec:#?}");
     assert!(log.iter().any(|l| l.starts_with("apply restore the workload")), "{log:?}");
     assert!(!log.contains(&"remediate".to_string()));
+}
+
+#[tokio::test]
+async fn a_proposal_of_the_wrong_kind_fails_remediation() {
+    let script = Script { symptom: Some(SymptomClass::NotFound), ..Default::default() };
+    let (rec, log) = run("image-tag-not-found", script, vec![FindingCode::ImageNotFound]).await;
+    assert_eq!(rec.status, Status::FailedRemediation, "{rec:#?}");
+    assert!(
+        rec.reason.contains("proposed [reconcileCluster], not the right fix (one of: setImage, manual)"),
+        "{}",
+        rec.reason
+    );
+    // The fault is still reverted and the world torn down.
+    assert!(log.iter().any(|l| l.starts_with("apply restore the workload")), "{log:?}");
+    assert_eq!(log.last().map(String::as_str), Some("teardown"));
 }
 
 #[tokio::test]
@@ -221,6 +250,7 @@ async fn unsupported_backend_is_skipped() {
         }
     }
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let rec = run_scenario(&KindBackend, &Says(vec![]), &e, RunOptions { artifacts_dir: None, cancel }).await;
+    let rec =
+        run_scenario(&KindBackend, &Says(vec![], reconcile()), &e, RunOptions { artifacts_dir: None, cancel }).await;
     assert_eq!(rec.status, Status::Skipped);
 }

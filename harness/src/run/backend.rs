@@ -24,8 +24,8 @@ pub enum Health {
     Pending(String),
 }
 
-/// What an engine gets to diagnose a world.
-#[derive(Debug, Clone)]
+/// What an engine gets to diagnose a world. `Debug` hides the tokens.
+#[derive(Clone)]
 pub struct EngineInput {
     /// A `kubectl cluster-info dump --output-directory` directory.
     pub dump_dir: PathBuf,
@@ -33,15 +33,36 @@ pub struct EngineInput {
     pub inventory: PathBuf,
     /// The namespace of the workload.
     pub namespace: String,
+    /// A pod of the workload (the one whose pull fails, when it does).
+    pub pod: Option<String>,
     /// The ARM endpoint, for engines that query it live.
     pub arm_endpoint: Option<String>,
-    /// A PEM CA bundle to trust for that endpoint.
+    /// A PEM CA bundle to trust for that endpoint (and the Graph endpoint).
     pub ca_file: Option<PathBuf>,
     /// A bearer token for that endpoint (never logged).
     pub arm_token: Option<String>,
+    /// The Microsoft Graph endpoint.
+    pub graph_endpoint: Option<String>,
+    /// A bearer token for Graph (never logged).
+    pub graph_token: Option<String>,
     /// Client credentials for ARM and Graph at that endpoint (for engines linked in, which
     /// read Azure live with the same code they use against Azure).
     pub azure_login: Option<AzureLogin>,
+}
+
+impl std::fmt::Debug for EngineInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineInput")
+            .field("dump_dir", &self.dump_dir)
+            .field("inventory", &self.inventory)
+            .field("namespace", &self.namespace)
+            .field("pod", &self.pod)
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("ca_file", &self.ca_file)
+            .field("graph_endpoint", &self.graph_endpoint)
+            .field("azure_login", &self.azure_login)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Client credentials at an Entra-style token endpoint. `Debug` hides the secret.

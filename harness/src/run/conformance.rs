@@ -18,8 +18,12 @@ pub enum Detection {
     Missed,
     /// Only other codes reported.
     WrongCode,
+    /// Some of the expected codes and nothing else (a scenario expecting several).
+    Partial,
     /// The expected code plus others, or any code on the healthy control.
     FalsePositive,
+    /// The engine failed (crashed, timed out, answered no report): every expected code missed.
+    EngineFailed,
     /// The engine never got to diagnose (the world could not be built or broken).
     NotGraded,
 }
@@ -46,10 +50,10 @@ pub struct Conformance {
     pub engine: String,
     /// Rows, catalog order.
     pub rows: Vec<Row>,
-    /// Expected codes reported / all codes reported.
-    pub precision: f64,
-    /// Expected codes reported / all codes expected.
-    pub recall: f64,
+    /// Expected codes reported / all codes reported (`None`: the engine reported no cause).
+    pub precision: Option<f64>,
+    /// Expected codes reported / all codes expected (`None`: nothing was graded).
+    pub recall: Option<f64>,
 }
 
 impl Conformance {
@@ -71,12 +75,17 @@ impl Conformance {
             tp += hit;
             fp += g.unexpected.len();
             fn_ += g.missed.len();
-            let detection = match (g.missed.is_empty(), g.unexpected.is_empty()) {
-                (true, true) => Detection::Detected,
-                (true, false) => Detection::FalsePositive,
-                (false, _) if hit > 0 => Detection::FalsePositive,
-                (false, true) => Detection::Missed,
-                (false, false) => Detection::WrongCode,
+            let detection = if g.engine_failed {
+                Detection::EngineFailed
+            } else {
+                match (g.missed.is_empty(), g.unexpected.is_empty()) {
+                    (true, true) => Detection::Detected,
+                    (true, false) => Detection::FalsePositive,
+                    (false, true) if hit > 0 => Detection::Partial,
+                    (false, false) if hit > 0 => Detection::FalsePositive,
+                    (false, true) => Detection::Missed,
+                    (false, false) => Detection::WrongCode,
+                }
             };
             let remediated = s.phase_millis(Phase::Remediate).map(|_| s.status == Status::Passed);
             rows.push(Row {
@@ -86,7 +95,7 @@ impl Conformance {
                 diagnose_millis: Some(g.diagnose_millis),
             });
         }
-        let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
         Self { engine: run.engine.clone(), rows, precision: ratio(tp, tp + fp), recall: ratio(tp, tp + fn_) }
     }
 
@@ -106,7 +115,88 @@ impl Conformance {
             let ms = r.diagnose_millis.map(|m| format!("{m}ms")).unwrap_or_else(|| "-".into());
             let _ = writeln!(out, "  {:<width$}  {det:<14} {rem:<11} {ms:>9}", r.scenario);
         }
-        let _ = writeln!(out, "  precision {:.2}, recall {:.2}", self.precision, self.recall);
+        let show = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
+        let _ = writeln!(out, "  precision {}, recall {}", show(self.precision), show(self.recall));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::record::{Grade, ScenarioRecord};
+    use crate::scenario::BackendKind;
+    use pulldoctor::FindingCode as C;
+
+    fn scenario(name: &str, status: Status, grade: Option<Grade>) -> ScenarioRecord {
+        ScenarioRecord {
+            scenario: name.into(),
+            backend: BackendKind::Host,
+            status,
+            reason: String::new(),
+            phases: vec![],
+            grade,
+            observed_symptom: None,
+            artifacts: None,
+            millis: 10,
+        }
+    }
+
+    fn run(scenarios: Vec<ScenarioRecord>) -> RunRecord {
+        RunRecord {
+            schema_version: "1".into(),
+            pullproof: "0".into(),
+            engine: "e".into(),
+            started: String::new(),
+            millis: 0,
+            parallel: 1,
+            scenarios,
+            cancelled: false,
+        }
+    }
+
+    #[test]
+    fn an_engine_that_fails_everywhere_scores_zero_recall_not_perfect() {
+        let r = run(vec![
+            scenario("a", Status::FailedDetection, Some(Grade::engine_failed(&[C::AcrPullRoleMissing], 5))),
+            scenario("b", Status::FailedDetection, Some(Grade::engine_failed(&[C::ImageNotFound], 5))),
+        ]);
+        let c = Conformance::of(&r);
+        assert!(c.rows.iter().all(|row| row.detection == Detection::EngineFailed));
+        assert_eq!(c.recall, Some(0.0));
+        assert_eq!(c.precision, None, "nothing reported: precision is undefined, not perfect");
+        assert!(c.render_text().contains("precision n/a, recall 0.00"));
+    }
+
+    #[test]
+    fn verdicts_cover_every_shape() {
+        let g = |expected: &[C], reported: &[C]| Some(Grade::new(expected, &[], reported, 1));
+        let both = [C::AcrPullRoleMissing, C::SpSecretExpired];
+        let r = run(vec![
+            scenario("exact", Status::Passed, g(&[C::ImageNotFound], &[C::ImageNotFound])),
+            scenario("missed", Status::FailedDetection, g(&[C::ImageNotFound], &[])),
+            scenario("wrong", Status::FailedDetection, g(&[C::ImageNotFound], &[C::LoginServerTypo])),
+            scenario("extra", Status::FailedDetection, g(&[C::ImageNotFound], &[C::ImageNotFound, C::LoginServerTypo])),
+            scenario("partial", Status::FailedDetection, g(&both, &[C::AcrPullRoleMissing])),
+            scenario("healthy-noise", Status::FailedDetection, g(&[], &[C::ImageNotFound])),
+            scenario("not-built", Status::ErrorBaseline, None),
+        ]);
+        let c = Conformance::of(&r);
+        let verdicts: Vec<Detection> = c.rows.iter().map(|row| row.detection).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Detection::Detected,
+                Detection::Missed,
+                Detection::WrongCode,
+                Detection::FalsePositive,
+                Detection::Partial,
+                Detection::FalsePositive,
+                Detection::NotGraded
+            ]
+        );
+        // tp 3 (exact, extra, partial), fp 3 (wrong, extra, healthy-noise), fn 3 (missed, wrong, partial)
+        assert_eq!(c.precision, Some(0.5));
+        assert_eq!(c.recall, Some(0.5));
     }
 }

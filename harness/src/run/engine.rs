@@ -80,9 +80,11 @@ impl Engine for Pulldoctor {
 /// | `PULLPROOF_DUMP_DIR` | a `kubectl cluster-info dump --output-directory` directory (plus `NS/secrets.json`, `NS/serviceaccounts.json`) |
 /// | `PULLPROOF_AZURE_INVENTORY` | a JSON inventory of ARM resource bodies |
 /// | `PULLPROOF_NAMESPACE` | the workload's namespace |
+/// | `PULLPROOF_POD` | a pod of the workload (the failing one) |
 /// | `PULLPROOF_ARM_ENDPOINT` | the ARM endpoint, for engines that query it live |
-/// | `PULLPROOF_CA_FILE` | a PEM CA to trust for that endpoint |
+/// | `PULLPROOF_CA_FILE` | a PEM CA to trust for the ARM and Graph endpoints |
 /// | `PULLPROOF_ARM_TOKEN` | a bearer token for that endpoint |
+/// | `PULLPROOF_GRAPH_ENDPOINT`, `PULLPROOF_GRAPH_TOKEN` | Microsoft Graph and a bearer token for it |
 ///
 /// Exit code 0 or 1 with a report on stdout is an answer; anything else is an engine failure.
 #[derive(Debug, Clone)]
@@ -115,8 +117,16 @@ impl Engine for External {
             if let Some(ca) = &input.ca_file {
                 cmd.env("PULLPROOF_CA_FILE", ca);
             }
-            if let Some(t) = &input.arm_token {
-                cmd.env("PULLPROOF_ARM_TOKEN", t);
+            let optional = [
+                ("PULLPROOF_POD", &input.pod),
+                ("PULLPROOF_ARM_TOKEN", &input.arm_token),
+                ("PULLPROOF_GRAPH_ENDPOINT", &input.graph_endpoint),
+                ("PULLPROOF_GRAPH_TOKEN", &input.graph_token),
+            ];
+            for (name, value) in optional {
+                if let Some(v) = value {
+                    cmd.env(name, v);
+                }
             }
             let out = tokio::time::timeout(timeout, cmd.output())
                 .await

@@ -111,6 +111,7 @@ mod tests {
             millis: 3000,
             parallel: 2,
             scenarios: vec![rec("a", Status::Passed), rec("b", Status::FailedDetection), rec("c", Status::ErrorInject)],
+            cancelled: false,
         };
         let xml = render(&run);
         assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""));

@@ -13,7 +13,7 @@ use super::engine::Engine;
 use super::record::{Grade, PhaseOutcome, PhaseRecord, ScenarioRecord, Status, millis};
 use crate::catalog::Entry;
 use crate::plan::Phase;
-use crate::scenario::{Budget, Fault, Mutation, Remediation};
+use crate::scenario::{ActionKind, Budget, Fault, Mutation, Remediation};
 
 /// How often the runner lets the node retry a pull while waiting for a state.
 const POLL: Duration = Duration::from_millis(150);
@@ -243,6 +243,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             Err(e) => {
                 rec.push(Phase::Diagnose, PhaseOutcome::Failed, t, Some(b.diagnose), e.clone());
                 (status, reason) = (Status::FailedDetection, format!("the engine failed: {e}"));
+                grade = Some(Grade::engine_failed(&s.expect.findings, millis(t.elapsed())));
                 break 'phases;
             }
         };
@@ -303,6 +304,11 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                     if expected.iter().all(|f| f.plan.actions.is_empty()) {
                         rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), "no action proposed");
                         (status, reason) = (Status::FailedRemediation, "the engine proposed no fix".into());
+                        break 'phases;
+                    }
+                    if let Err(why) = proposal_fits(&s.expect.actions, &expected) {
+                        rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), why.clone());
+                        (status, reason) = (Status::FailedRemediation, why);
                         break 'phases;
                     }
                     if let Err(e) = timed(b.remediate.0, world.apply(&inverse)).await {
@@ -396,4 +402,25 @@ fn codes(c: &[pulldoctor::FindingCode]) -> String {
 
 fn proposals(findings: &[&pulldoctor::Finding]) -> String {
     findings.iter().flat_map(|f| f.plan.actions.iter().map(|a| a.describe())).collect::<Vec<_>>().join("; ")
+}
+
+/// Whether the expected findings' plans include an action of one of the `right` kinds (any
+/// proposal fits when the scenario names none).
+fn proposal_fits(right: &[ActionKind], expected: &[&pulldoctor::Finding]) -> Result<(), String> {
+    if right.is_empty() {
+        return Ok(());
+    }
+    let proposed: Vec<ActionKind> =
+        expected.iter().flat_map(|f| f.plan.actions.iter()).filter_map(ActionKind::of).collect();
+    if proposed.iter().any(|k| right.contains(k)) {
+        return Ok(());
+    }
+    let names = |kinds: &[ActionKind]| {
+        kinds
+            .iter()
+            .filter_map(|k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(format!("the engine proposed [{}], not the right fix (one of: {})", names(&proposed), names(right)))
 }

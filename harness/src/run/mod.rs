@@ -96,6 +96,7 @@ where
         millis: record::millis(started.elapsed()),
         parallel,
         scenarios,
+        cancelled: *cancel.borrow(),
     }
 }
 

@@ -109,6 +109,9 @@ pub struct Grade {
     pub confused_with: Vec<FindingCode>,
     /// Time the engine took, in milliseconds.
     pub diagnose_millis: u64,
+    /// The engine failed: it reported nothing, so every expected code counts as missed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub engine_failed: bool,
 }
 
 impl Grade {
@@ -121,7 +124,20 @@ impl Grade {
         let missed = expected.iter().filter(|c| !reported.contains(c)).copied().collect();
         let unexpected: Vec<FindingCode> = reported.iter().filter(|c| !expected.contains(c)).copied().collect();
         let confused_with = unexpected.iter().filter(|c| forbid.contains(c)).copied().collect();
-        Self { expected: expected.to_vec(), reported, missed, unexpected, confused_with, diagnose_millis: millis }
+        Self {
+            expected: expected.to_vec(),
+            reported,
+            missed,
+            unexpected,
+            confused_with,
+            diagnose_millis: millis,
+            engine_failed: false,
+        }
+    }
+
+    /// The grade of an engine that failed to answer: every expected code missed.
+    pub fn engine_failed(expected: &[FindingCode], millis: u64) -> Self {
+        Self { engine_failed: true, ..Self::new(expected, &[], &[], millis) }
     }
 
     /// Exactly the expected codes.
@@ -183,6 +199,9 @@ pub struct RunRecord {
     pub parallel: usize,
     /// Each scenario, in catalog order.
     pub scenarios: Vec<ScenarioRecord>,
+    /// The run was interrupted (Ctrl-C, SIGTERM): scenarios not run are `skipped`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 impl RunRecord {

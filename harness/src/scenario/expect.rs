@@ -34,4 +34,47 @@ pub struct Expectations {
     pub forbid: Vec<FindingCode>,
     /// How remediation must happen.
     pub remediation: Remediation,
+    /// The kinds of action that are the right fix: the expected findings' plans must include an
+    /// action of one of these kinds. Required with `remediation: proposed` (where no recovery
+    /// proves the plan right); with `automatic`, recovery is the proof and this is optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionKind>,
+}
+
+/// A kind of remediation action, by its name in the engine contract (`plan.actions[].action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionKind {
+    /// Assign a role at a scope.
+    CreateRoleAssignment,
+    /// Link a private DNS zone to a VNet.
+    CreateVnetLink,
+    /// Create or reconnect a VNet peering.
+    CreatePeering,
+    /// Allow an address in the registry firewall.
+    AddRegistryIpRule,
+    /// Add an NSG rule that allows the traffic.
+    AllowNsgRule,
+    /// Change a route's next hop.
+    SetRouteNextHop,
+    /// Reconcile the cluster (re-attach the kubelet identity).
+    ReconcileCluster,
+    /// Give a service principal a new secret.
+    RotateServicePrincipalSecret,
+    /// Replace a pull secret's credentials.
+    ReplacePullSecret,
+    /// Change a workload's node selector.
+    SetNodeSelector,
+    /// Change a workload's image.
+    SetImage,
+    /// A person's step, with commands.
+    Manual,
+}
+
+impl ActionKind {
+    /// The kind of `action`, read from its contract name.
+    pub fn of(action: &pulldoctor::Action) -> Option<Self> {
+        let tag = serde_json::to_value(action).ok()?.get("action")?.clone();
+        serde_json::from_value(tag).ok()
+    }
 }

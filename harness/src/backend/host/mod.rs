@@ -808,13 +808,24 @@ impl crate::run::World for HostWorld {
         std::fs::write(&ca, &self.emulator().ca_pem).map_err(|e| err("CA")(e2s(e)))?;
         use azure_rest::TokenSource;
         let token = self.tokens.token(ARM_SCOPE).await.map_err(|e| err("ARM token")(e2s(e)))?;
+        let graph_token = self.tokens.token(GRAPH_SCOPE).await.map_err(|e| err("Graph token")(e2s(e)))?;
+        let wl = &self.baseline.workload;
+        let pod = {
+            let cluster = self.cluster.lock().await;
+            let pods = cluster.pods_of(&wl.namespace, &wl.name);
+            let failing = pods.iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running"));
+            failing.or(pods.first()).and_then(|p| p.metadata.name.clone())
+        };
         Ok(EngineInput {
             dump_dir: dump,
             inventory,
-            namespace: self.baseline.workload.namespace.clone(),
+            namespace: wl.namespace.clone(),
+            pod,
             arm_endpoint: Some(self.emulator().base_url.clone()),
             ca_file: Some(ca),
             arm_token: Some(token.token),
+            graph_endpoint: Some(self.emulator().base_url.clone()),
+            graph_token: Some(graph_token.token),
             azure_login: Some(crate::run::backend::AzureLogin {
                 token_url: format!("{}/{}/oauth2/v2.0/token", self.emulator().base_url, self.emulator().tenant_id()),
                 client_id: self.emulator().operator().client_id.clone(),
