@@ -192,6 +192,13 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
 impl Catalog {
     /// Loads every baseline and scenario under `layout`.
     pub fn load(layout: &Layout) -> Self {
+        Self::load_with(layout, &[])
+    }
+
+    /// [`Catalog::load`], plus scenario files named by path among `names` (a `.yaml`/`.yml` file
+    /// outside `scenarios/`, e.g. one being written). [`Catalog::select`] then selects them by
+    /// the same path.
+    pub fn load_with(layout: &Layout, names: &[String]) -> Self {
         let mut cat = Catalog::default();
         let mut baselines: BTreeMap<String, Result<Arc<Baseline>, ()>> = BTreeMap::new();
         match yaml_files(&layout.baselines) {
@@ -211,13 +218,27 @@ impl Catalog {
             }
             Err(d) => cat.diagnostics.push(d),
         }
-        let files = match yaml_files(&layout.scenarios) {
+        let mut files = match yaml_files(&layout.scenarios) {
             Ok(f) => f,
             Err(d) => {
                 cat.diagnostics.push(d);
                 return cat;
             }
         };
+        for name in names.iter().filter(|n| is_path(n)) {
+            let path = PathBuf::from(name);
+            if !path.is_file() {
+                cat.diagnostics.push(
+                    Diagnostic::new(format!("scenario file `{name}` does not exist"))
+                        .hint("give a scenario name (`pullproof list`), a glob, or the path of a .yaml file"),
+                );
+                continue;
+            }
+            let known = files.iter().any(|f| same_file(f, &path));
+            if !known {
+                files.push(path);
+            }
+        }
         for path in files {
             match load_scenario_file(&path, &baselines) {
                 Ok(entry) => cat.entries.push(entry),
@@ -231,15 +252,21 @@ impl Catalog {
     /// Selects entries by names or globs (`vnet-*`) and tags. No patterns selects all.
     pub fn select(&self, patterns: &[String], tags: &[String]) -> Result<Vec<&Entry>, Diagnostic> {
         let mut out = Vec::new();
+        let matches = |p: &str, e: &Entry| {
+            if is_path(p) { same_file(Path::new(p), &e.path) } else { glob_match(p, &e.scenario.name) }
+        };
         for e in &self.entries {
-            let by_name = patterns.is_empty() || patterns.iter().any(|p| glob_match(p, &e.scenario.name));
+            let by_name = patterns.is_empty() || patterns.iter().any(|p| matches(p, e));
             let by_tag = tags.iter().all(|t| e.scenario.has_tag(t));
             if by_name && by_tag {
                 out.push(e);
             }
         }
         for p in patterns {
-            if !self.entries.iter().any(|e| glob_match(p, &e.scenario.name)) {
+            if is_path(p) && !self.entries.iter().any(|e| matches(p, e)) {
+                return Err(Diagnostic::new(format!("scenario file `{p}` is not valid (errors above)")));
+            }
+            if !self.entries.iter().any(|e| matches(p, e)) {
                 let names = self.entries.iter().map(|e| e.scenario.name.as_str());
                 let hint = closest(p, names)
                     .map(|c| format!("did you mean `{c}`? (`pullproof list` shows all)"))
@@ -283,6 +310,18 @@ fn load_scenario_file(
     };
     let diags = check_scenario(path, &text, &scenario, &baseline);
     if diags.is_empty() { Ok(Entry { path: path.to_path_buf(), scenario, baseline }) } else { Err(diags) }
+}
+
+/// Whether a selection argument names a file rather than a scenario (`./x.yaml`, `dir/x.yml`).
+pub fn is_path(name: &str) -> bool {
+    name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Shell-style matching with `*` and `?`.

@@ -168,7 +168,7 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(sel) => {
-            let catalog = Catalog::load(layout);
+            let catalog = Catalog::load_with(layout, &sel.names);
             report_diagnostics(&catalog.diagnostics);
             let entries = catalog.select(&sel.names, &sel.tags).map_err(|d| vec![d])?;
             if sel.output == Output::Json {
@@ -202,26 +202,50 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
             Ok(if catalog.diagnostics.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Validate(sel) => {
-            let catalog = Catalog::load(layout);
+            let catalog = Catalog::load_with(layout, &sel.names);
             // Selecting only narrows what is reported as valid; broken files are always errors.
             let selected = if catalog.diagnostics.is_empty() || !sel.names.is_empty() || !sel.tags.is_empty() {
                 catalog.select(&sel.names, &sel.tags).unwrap_or_default()
             } else {
                 catalog.entries.iter().collect()
             };
-            let diags: Vec<&Diagnostic> = catalog
+            let names_file = |d: &Diagnostic, p: &str| {
+                d.file.as_ref().is_some_and(|f| {
+                    if pullproof::catalog::is_path(p) {
+                        f.canonicalize().ok() == std::path::Path::new(p).canonicalize().ok()
+                    } else {
+                        f.file_stem()
+                            .and_then(|s| s.to_str())
+                            .is_some_and(|stem| pullproof::catalog::glob_match(p, stem))
+                    }
+                })
+            };
+            let mut diags: Vec<Diagnostic> = catalog
                 .diagnostics
                 .iter()
                 .filter(|d| {
                     sel.names.is_empty()
-                        || d.file
-                            .as_ref()
-                            .and_then(|f| f.file_stem())
-                            .and_then(|s| s.to_str())
-                            .is_some_and(|stem| sel.names.iter().any(|p| pullproof::catalog::glob_match(p, stem)))
+                        || d.file.is_none()
+                        || sel.names.iter().any(|p| names_file(d, p))
                         || d.file.as_ref().is_some_and(|f| f.starts_with(&layout.baselines))
                 })
+                .cloned()
                 .collect();
+            // A name that selects nothing, valid or broken, is an error too (a typo must not pass).
+            for p in &sel.names {
+                let valid = selected.iter().any(|e| {
+                    if pullproof::catalog::is_path(p) {
+                        e.path.canonicalize().ok() == std::path::Path::new(p).canonicalize().ok()
+                    } else {
+                        pullproof::catalog::glob_match(p, &e.scenario.name)
+                    }
+                });
+                if !valid && !catalog.diagnostics.iter().any(|d| names_file(d, p)) && !pullproof::catalog::is_path(p) {
+                    if let Err(d) = catalog.select(std::slice::from_ref(p), &[]) {
+                        diags.push(d);
+                    }
+                }
+            }
             if sel.output == Output::Json {
                 let out = serde_json::json!({
                     "valid": selected.iter().map(|e| &e.scenario.name).collect::<Vec<_>>(),
@@ -239,7 +263,7 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
             Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Plan { select, backend, requests, subscription } => {
-            let catalog = Catalog::load(layout);
+            let catalog = Catalog::load_with(layout, &select.names);
             let entries = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?;
             let backend = BackendKind::from(backend);
             let plans: Vec<RunPlan> = entries.iter().map(|e| RunPlan::new(e, backend)).collect();
@@ -366,7 +390,7 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
     show_conformance: bool,
 ) -> Result<ExitCode, Vec<Diagnostic>> {
     use pullproof::run::{Conformance, Progress, run_many, summary_table, write_reports};
-    let catalog = Catalog::load(layout);
+    let catalog = Catalog::load_with(layout, &select.names);
     if !catalog.diagnostics.is_empty() {
         return Err(catalog.diagnostics);
     }

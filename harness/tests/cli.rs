@@ -64,3 +64,41 @@ fn backends_that_cannot_run_here_say_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("the aks backend cannot run on this machine") && stderr.contains("--requests"), "{stderr}");
 }
+
+#[test]
+fn validate_checks_a_draft_file_outside_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let draft = |name: &str, action: &str| {
+        format!(
+            "name: {name}\nsummary: a draft\ncause: \"Not found: incorrect image name or tag\"\ntags: [image]\nbackends: [host]\n\
+             baseline: public-registry\nfault:\n  setImage: {{ image: \"{{loginServer}}/app:v2\" }}\nexpect:\n  symptom: not_found\n  \
+             findings: [IMAGE_NOT_FOUND]\n  remediation: proposed\n  actions: [{action}]\nbudgets: {{ inject: 1m }}\n"
+        )
+    };
+    let good = dir.path().join("my-draft.yaml");
+    std::fs::write(&good, draft("my-draft", "setImage")).unwrap();
+    let out = pullproof(&["validate", good.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("1 scenario(s) valid, 0 error(s)"), "{stdout}");
+
+    let bad = dir.path().join("bad-draft.yaml");
+    std::fs::write(&bad, draft("bad-draft", "setImages")).unwrap();
+    let out = pullproof(&["validate", bad.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("bad-draft.yaml:13:13: unknown value `setImages`"), "{stderr}");
+    assert!(stderr.contains("did you mean `setImage`?"), "{stderr}");
+}
+
+#[test]
+fn validate_refuses_names_that_select_nothing() {
+    let out = pullproof(&["validate", "privat-dns-missing"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("no scenario matches `privat-dns-missing`"), "{stderr}");
+    assert!(stderr.contains("did you mean `private-dns-missing`?"), "{stderr}");
+    let out = pullproof(&["validate", "/nonexistent/x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("scenario file `/nonexistent/x.yaml` does not exist"));
+}
