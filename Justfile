@@ -5,37 +5,46 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 pullproof := "cargo run -q -p pullproof --"
 pulldoctor := "cargo run -q -p pulldoctor --"
 
+# Arguments reach the programs as they were given (`[positional-arguments]`): quotes, `$`
+# and spaces in a message stay text, never shell code.
+
 # List the recipes.
 default:
     @just --list
 
 # Run one scenario end to end (host backend, needs root), e.g. `just scenario private-dns-missing`.
+[positional-arguments]
 scenario NAME *ARGS: build
-    target/debug/pullproof run {{NAME}} {{ARGS}}
+    target/debug/pullproof run "$@"
 
 # Run every scenario (or those matching ARGS: globs, --tag), four at a time.
+[positional-arguments]
 scenarios *ARGS: build
-    target/debug/pullproof run --parallel 4 {{ARGS}}
+    target/debug/pullproof run --parallel 4 "$@"
 
 # Build pullproof, pulldoctor and the credential provider plugin the host backend runs.
 build:
     cargo build -q -p pullproof -p pulldoctor -p acr-credential-provider
 
 # List the scenario catalog.
+[positional-arguments]
 list *ARGS:
-    {{pullproof}} list {{ARGS}}
+    {{pullproof}} list "$@"
 
 # Check every scenario and baseline file.
+[positional-arguments]
 validate *ARGS:
-    {{pullproof}} validate {{ARGS}}
+    {{pullproof}} validate "$@"
 
 # Show what a scenario run does, without doing it.
+[positional-arguments]
 plan NAME *ARGS:
-    {{pullproof}} plan {{NAME}} {{ARGS}}
+    {{pullproof}} plan "$@"
 
 # Explain one image-pull error message.
-explain MESSAGE:
-    {{pulldoctor}} explain "{{MESSAGE}}"
+[positional-arguments]
+explain MESSAGE *ARGS:
+    {{pulldoctor}} explain "$@"
 
 # Regenerate the JSON Schemas from the Rust types.
 schema:

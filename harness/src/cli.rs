@@ -352,6 +352,11 @@ fn requests_text(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -
             }
             Realisation::Emulator(op) => {
                 let _ = writeln!(out, "    emulator control plane: {op:?}");
+                let _ = writeln!(
+                    out,
+                    "      (no Azure API makes an existing secret expire now: the emulator edits it; a real \
+                     subscription needs a short-lived secret instead, which the aks backend does not do yet)"
+                );
             }
         }
     }

@@ -29,8 +29,11 @@ const FAST: &[&str] = &[
 fn grade(command: String) -> Option<pullproof::run::RunRecord> {
     let options = HostOptions { credential_provider: target_bin("acr-credential-provider"), ..Default::default() };
     if let Err(e) = preflight(&options) {
-        assert!(std::env::var("CI").map(|v| v != "true").unwrap_or(true), "the host backend cannot run in CI: {e}");
-        eprintln!("SKIPPED: {e}");
+        assert!(
+            std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() == Ok("1"),
+            "the host backend cannot run here: {e} (or set PULLPROOF_SKIP_HOST_TESTS=1 to skip knowingly)"
+        );
+        eprintln!("SKIPPED (PULLPROOF_SKIP_HOST_TESTS=1): {e}");
         return None;
     }
     let catalog = Catalog::load(&Layout::under(&root()));

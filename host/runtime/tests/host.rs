@@ -1,5 +1,5 @@
 //! Real processes: containerd, the registry, ctr. Named `host_*` so nextest runs them one at a
-//! time. Without root or a binary they are skipped loudly (or fail when CI=true).
+//! time. Without root or a binary they fail, unless PULLPROOF_SKIP_HOST_TESTS=1 skips them (loudly).
 
 mod common;
 
