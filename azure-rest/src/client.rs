@@ -38,6 +38,37 @@ impl Method {
     }
 }
 
+impl Method {
+    /// Whether sending the request twice has the effect of sending it once (RFC 9110 §9.2.2):
+    /// every method but `POST` (`addPassword` twice makes two secrets).
+    pub fn is_idempotent(self) -> bool {
+        !matches!(self, Method::Post)
+    }
+}
+
+/// Whether a request may be sent again after the service may have received it.
+///
+/// Retrying after a timeout, a dropped connection or a 5xx answer may repeat a request the
+/// service already carried out. That is harmless for idempotent requests and wrong for the rest
+/// (a second `addPassword` creates a second secret whose value is lost). A request refused before
+/// it reached the service (connection refused, 429 throttling) is retried either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Retry on timeouts, transport errors and 5xx (`GET`, `PUT`, `PATCH`, `DELETE`, and a `POST`
+    /// that only reads, such as `listCredentials`).
+    Safe,
+    /// Retry only what the service refused before processing it (connection not established,
+    /// 429).
+    Unsafe,
+}
+
+impl Repeat {
+    /// The default for a method.
+    pub fn of(method: Method) -> Self {
+        if method.is_idempotent() { Repeat::Safe } else { Repeat::Unsafe }
+    }
+}
+
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.reqwest().as_str())
@@ -68,7 +99,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How many times to retry 429/5xx answers and transport errors (default 4).
+    /// How many times to retry 429/5xx answers and transport errors (default 4; non-idempotent
+    /// requests only on 429 and refused connections, see [`Repeat`]).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
@@ -168,6 +200,9 @@ impl Client {
     /// Sends one request. `path` is a resource id or path (`/subscriptions/...`); `api_version`
     /// is appended as `api-version` unless empty (Graph). Returns the JSON body (`Null` when
     /// empty).
+    ///
+    /// Retries follow [`Repeat::of`] the method: a `POST` is not sent again once the service
+    /// may have received it.
     pub async fn send(
         &self,
         method: Method,
@@ -175,6 +210,31 @@ impl Client {
         api_version: &str,
         body: Option<&Value>,
     ) -> Result<Value, RestError> {
+        self.send_with(method, path, api_version, body, Repeat::of(method)).await
+    }
+
+    /// [`Client::send`] for a request that is safe to repeat whatever its method (a `POST`
+    /// that only reads, such as a registry's `listCredentials`).
+    pub async fn send_idempotent(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, RestError> {
+        self.send_with(method, path, api_version, body, Repeat::Safe).await
+    }
+
+    /// [`Client::send`] with an explicit retry policy.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Value, RestError> {
+        let safe = repeat == Repeat::Safe;
         let url = self.url(path, api_version);
         let shown = format!("{method} {}", strip_query(path));
         let mut attempt = 0u32;
@@ -191,14 +251,18 @@ impl Client {
             tracing::debug!(request = %shown, attempt, "sending");
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt <= self.inner.max_retries && (e.is_connect() || e.is_timeout()) => {
+                // No connection: the request was never sent. A timeout may come after the
+                // service received it.
+                Err(e) if attempt <= self.inner.max_retries && (e.is_connect() || (safe && e.is_timeout())) => {
+                    tracing::debug!(request = %shown, error = %e, "retrying");
                     tokio::time::sleep(self.delay(attempt, None)).await;
                     continue;
                 }
                 Err(source) => return Err(RestError::Transport { request: shown, source }),
             };
             let status = resp.status();
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+            // 429: throttled, refused before processing. 5xx: it may have been carried out.
+            if (status == StatusCode::TOO_MANY_REQUESTS || (safe && status.is_server_error()))
                 && attempt <= self.inner.max_retries
             {
                 let retry_after = resp

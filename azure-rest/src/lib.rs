@@ -9,14 +9,16 @@
 //!   `azure_identity`), cached until shortly before expiry;
 //! - ARM's `{"error": {"code", "message"}}` envelope mapped to [`RestError::Api`];
 //! - `nextLink` paging;
-//! - retries with exponential backoff on 429 and 5xx, honouring `Retry-After`;
+//! - retries with exponential backoff on 429 and 5xx, honouring `Retry-After`; a `POST` (not
+//!   idempotent: `addPassword` twice makes two secrets) is retried only when the service refused
+//!   it before processing it (429, no connection), never after a timeout or a 5xx ([`Repeat`]);
 //! - a count of the requests sent (diagnosis budgets are stated in requests).
 
 mod client;
 mod error;
 mod token;
 
-pub use client::{Client, ClientBuilder, Method, http_client};
+pub use client::{Client, ClientBuilder, Method, Repeat, http_client};
 pub use error::RestError;
 pub use token::{AccessToken, ClientCredentials, StaticToken, TokenSource};
 

@@ -1,5 +1,6 @@
-//! The client against a small scripted HTTP server on loopback: retries, Retry-After, paging,
-//! error envelopes and request counting.
+//! The client against a small scripted HTTP server on loopback: retries (a POST is never re-sent
+//! once the service may have received it), Retry-After, paging, error envelopes and request
+//! counting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,4 +93,107 @@ async fn delete_of_missing_resource_is_done() {
     let (base, _) =
         script(vec![(404, vec![], r#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#.into())]).await;
     client(&base).delete("/subscriptions/s/z", "1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_post_answered_503_is_not_sent_again() {
+    // `addPassword` answered 503 may have created a secret: a second POST would make another.
+    let (base, seen) = script(vec![
+        (503, vec![], r#"{"error":{"code":"ServiceUnavailable","message":"try later"}}"#.into()),
+        (200, vec![], r#"{"secretText":"second"}"#.into()),
+    ])
+    .await;
+    let c = client(&base);
+    let body = serde_json::json!({"passwordCredential": {"displayName": "x"}});
+    let err = c.post("/v1.0/applications(appId='a')/addPassword", "", Some(&body)).await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    assert_eq!(c.requests_sent(), 1);
+    assert_eq!(seen.lock().await.len(), 1, "the POST was sent again: {:?}", seen.lock().await);
+}
+
+#[tokio::test]
+async fn a_throttled_post_is_retried() {
+    // 429: refused before processing, so sending it again is safe.
+    let (base, seen) = script(vec![
+        (429, vec![("retry-after", "0".into())], "{}".into()),
+        (200, vec![], r#"{"secretText":"s"}"#.into()),
+    ])
+    .await;
+    let c = client(&base);
+    let v = c.post("/v1.0/applications(appId='a')/addPassword", "", None).await.unwrap();
+    assert_eq!(v["secretText"], "s");
+    assert_eq!(c.requests_sent(), 2);
+    assert_eq!(seen.lock().await.len(), 2);
+}
+
+#[tokio::test]
+async fn idempotent_requests_are_retried_on_503() {
+    for method in [azure_rest::Method::Put, azure_rest::Method::Patch, azure_rest::Method::Get] {
+        let (base, seen) = script(vec![(503, vec![], "".into()), (200, vec![], r#"{"ok":true}"#.into())]).await;
+        let c = client(&base);
+        let v = c.send(method, "/subscriptions/s/x", "1", None).await.unwrap();
+        assert_eq!(v["ok"], true, "{method}");
+        assert_eq!(seen.lock().await.len(), 2, "{method}");
+    }
+    // A POST that only reads may be marked safe to repeat.
+    let (base, seen) = script(vec![(503, vec![], "".into()), (200, vec![], r#"{"username":"u"}"#.into())]).await;
+    let c = client(&base);
+    let v = c.send_idempotent(azure_rest::Method::Post, "/subscriptions/s/r/listCredentials", "1", None).await.unwrap();
+    assert_eq!(v["username"], "u");
+    assert_eq!(seen.lock().await.len(), 2);
+}
+
+/// Accepts connections and reads the request, then answers only from the `answer_from`-th
+/// connection on (earlier ones hang); counts connections.
+async fn hanging(answer_from: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let _ = sock.read(&mut buf).await;
+                if i < answer_from {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return;
+                }
+                let body = r#"{"ok":true}"#;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+fn impatient(base: &str) -> Client {
+    let http = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    Client::builder(base, "scope")
+        .token_source(Arc::new(StaticToken("t0ken".into())))
+        .backoff(Duration::from_millis(10))
+        .http(http)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_post_that_timed_out_is_not_sent_again() {
+    let (base, count) = hanging(2).await;
+    let c = impatient(&base);
+    let err = c.post("/v1.0/applications(appId='a')/addPassword", "", None).await.unwrap_err();
+    assert!(matches!(err, azure_rest::RestError::Transport { .. }), "{err}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(c.requests_sent(), 1);
+
+    // A GET that timed out is sent again.
+    let (base, count) = hanging(2).await;
+    let c = impatient(&base);
+    let v = c.send(azure_rest::Method::Get, "/subscriptions/s", "1", None).await.unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

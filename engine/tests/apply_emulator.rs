@@ -1,12 +1,14 @@
 //! Every remediation action against pullproof's emulator (ARM and Graph over HTTPS) and an
-//! in-process Kubernetes API server: applied once, found done the second time (idempotent),
-//! and the finding gone when the evidence is collected again.
+//! in-process Kubernetes API server: applied once, found done the second time (idempotent; a
+//! cluster's secret reset, which nothing shows, runs again), and the finding gone when the
+//! evidence is collected again. A rotation interrupted between `addPassword` and the cluster
+//! reset is finished by the next run.
 
 mod collect_support;
 
 use std::collections::BTreeSet;
 
-use collect_support::{KubeState, MockKube, clients, emulator, fixture_names, fixtures};
+use collect_support::{KubeState, MockKube, clients, emulator, fixture_names, fixtures, secret_works};
 use pulldoctor::apply::{self, Connections, Executor, Outcome, PlanContext};
 use pulldoctor::collect::{self, KubeOptions, Selection, Target};
 use pulldoctor::plan::Action;
@@ -132,7 +134,9 @@ async fn every_action_applies_once_and_is_idempotent() {
             for act in &s.actions {
                 applied_kinds.insert(kind(act));
             }
-            if d != Outcome::WouldApply || a != Outcome::Applied || b != Outcome::AlreadyDone {
+            // A step whose result cannot be read back (a cluster's secret) runs every time.
+            let again = if s.guard.observable() { Outcome::AlreadyDone } else { Outcome::Applied };
+            if d != Outcome::WouldApply || a != Outcome::Applied || b != again {
                 problems.push(format!(
                     "{fixture}: {} ended dry {d:?}, first {a:?}, second {b:?}: {:?}",
                     s.summary, first.records[i].note
@@ -142,7 +146,10 @@ async fn every_action_applies_once_and_is_idempotent() {
                 problems.push(format!("{fixture}: {}: {:?}", s.summary, first.records[i].note));
             }
         }
-        assert!(second.records.iter().all(|r| r.outcome != Outcome::Applied), "{fixture}: second run wrote");
+        assert!(
+            steps.iter().zip(&second.records).all(|(s, r)| r.outcome != Outcome::Applied || !s.guard.observable()),
+            "{fixture}: second run wrote"
+        );
 
         // Azure-side fixes: the finding is gone when collected again.
         if !KUBE_SIDE.contains(&fixture.as_str()) && steps.iter().all(|s| s.manual.is_none()) {
@@ -261,4 +268,56 @@ async fn manual_actions_are_printed_never_run() {
     assert!(audit.records[0].requests.is_empty());
     let text = apply::render_audit(&audit);
     assert!(text.contains("$ az network route-table route delete"), "{text}");
+}
+
+/// The secret the emulator's cluster currently holds.
+fn cluster_secret(emu: &pullproof_emulator::RunningEmulator, cluster_id: &str) -> Option<String> {
+    emu.data_plane()
+        .clusters
+        .iter()
+        .find(|c| c.id.eq_ignore_ascii_case(cluster_id))
+        .and_then(|c| c.service_principal.as_ref()?.secret.as_ref().map(|s| s.expose().to_string()))
+}
+
+#[tokio::test]
+async fn a_rotation_whose_reset_failed_is_finished_by_the_next_run() {
+    let emu = emulator("sp-secret-expired").await;
+    // addPassword succeeds; the cluster reset fails once (after the secret was made).
+    let proxy = collect_support::RewritingProxy::failing(&emu, "/resetserviceprincipalprofile", 500, 1).await;
+    let az = proxy.azure_config(&emu).clients().unwrap();
+    let inv = emu.export();
+    let cluster = inv.managed_clusters[0].clone();
+    let app = cluster.properties.service_principal_client_id().unwrap().to_string();
+    // The imported fixture's cluster holds no secret the emulator knows (it expired anyway).
+    let old = cluster_secret(&emu, &cluster.id);
+    let action = Action::RotateServicePrincipalSecret { app_id: app.clone(), cluster_id: Some(cluster.id.clone()) };
+
+    let first = run_steps(&emu, &az, std::slice::from_ref(&action), true).await;
+    let r = &first.records[0];
+    assert_eq!(r.outcome, Outcome::Failed, "{}", apply::render_audit(&first));
+    assert!(r.note.as_deref().unwrap().contains("addPassword succeeded"), "{r:?}");
+    // Half done: the application has a valid secret, the cluster still the expired one.
+    let valid = |emu: &pullproof_emulator::RunningEmulator| {
+        let now = OffsetDateTime::now_utc();
+        emu.application(&app).unwrap().password_credentials.iter().filter(|c| c.is_valid_at(now)).count()
+    };
+    assert_eq!(valid(&emu), 1);
+    assert_eq!(cluster_secret(&emu, &cluster.id), old, "the cluster was reset");
+
+    // The rerun is not fooled by the application's new secret: it rotates again and resets.
+    let dry = run_steps(&emu, &az, std::slice::from_ref(&action), false).await;
+    assert_eq!(dry.records[0].outcome, Outcome::WouldApply, "{}", apply::render_audit(&dry));
+    let second = run_steps(&emu, &az, std::slice::from_ref(&action), true).await;
+    let r = &second.records[0];
+    assert_eq!(r.outcome, Outcome::Applied, "{}", apply::render_audit(&second));
+    assert_eq!(r.note, None, "{r:?}");
+    let new = cluster_secret(&emu, &cluster.id).expect("the cluster was reset");
+    assert_ne!(Some(new.clone()), old);
+    assert!(secret_works(&emu, &app, &new).await, "the cluster's new secret is not accepted");
+    assert_eq!(valid(&emu), 2, "one secret per run (the failed run's stays until it ends)");
+    let resets = proxy.log.lock().unwrap().iter().filter(|l| l.contains("resetServicePrincipalProfile")).count();
+    assert_eq!(resets, 2, "{:?}", proxy.log.lock().unwrap());
+    // The audit never shows a secret.
+    let text = apply::render_audit(&second) + &serde_json::to_string(&second).unwrap();
+    assert!(!text.contains(&new), "{text}");
 }

@@ -76,7 +76,9 @@ impl Executor {
         }
     }
 
-    async fn send(&self, r: &Request, body: Option<&Value>) -> Result<Value, Failed> {
+    /// Sends a request. Reads (`read`) are safe to repeat whatever their method (a registry's
+    /// `POST listCredentials`); a write `POST` is never sent twice by azure-rest's retries.
+    async fn send(&self, r: &Request, body: Option<&Value>, read: bool) -> Result<Value, Failed> {
         debug_assert_ne!(r.method, "DELETE", "pulldoctor never deletes");
         match r.service {
             Service::Kubernetes => {
@@ -101,7 +103,8 @@ impl Executor {
                 if r.paged {
                     return Ok(serde_json::json!({"value": c.list::<Value>(&r.path, &r.api_version).await?}));
                 }
-                Ok(c.send(method(r.method), &r.path, &r.api_version, body.or(r.body.as_ref())).await?)
+                let repeat = if read { azure_rest::Repeat::Safe } else { azure_rest::Repeat::of(method(r.method)) };
+                Ok(c.send_with(method(r.method), &r.path, &r.api_version, body.or(r.body.as_ref()), repeat).await?)
             }
         }
     }
@@ -109,7 +112,7 @@ impl Executor {
     async fn read_all(&self, step: &Step) -> Result<Vec<Value>, Failed> {
         let mut out = Vec::with_capacity(step.reads.len());
         for r in &step.reads {
-            out.push(self.send(r, None).await?);
+            out.push(self.send(r, None, true).await?);
         }
         Ok(out)
     }
@@ -188,20 +191,29 @@ impl Executor {
             Verdict::Needed => {}
         }
         let mut bindings: BTreeMap<String, String> = BTreeMap::new();
+        // Writes of this step already carried out, for the note when a later one fails.
+        let mut sent: Vec<String> = Vec::new();
+        let partial = |sent: &[String]| {
+            if sent.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {} succeeded; a rerun repeats the whole step)", sent.join(", "))
+            }
+        };
         for w in &step.writes {
             let body = match &w.derive {
                 Some(d) => match d.body(&reads, &bindings) {
                     Ok(b) => Some(b),
                     Err(e) => {
                         rec.outcome = Outcome::Failed;
-                        rec.note = Some(e.to_string());
+                        rec.note = Some(format!("{e}{}", partial(&sent)));
                         rec.commands = commands;
                         return rec;
                     }
                 },
                 None => None,
             };
-            match self.send(&w.request, body.as_ref()).await {
+            match self.send(&w.request, body.as_ref(), false).await {
                 Ok(answer) => {
                     if let Some(c) = &w.capture {
                         match answer.pointer(&c.pointer).and_then(Value::as_str) {
@@ -210,21 +222,29 @@ impl Executor {
                             }
                             None => {
                                 rec.outcome = Outcome::Failed;
-                                rec.note = Some(format!("{} answered without {}", w.request.line(), c.pointer));
+                                rec.note = Some(format!(
+                                    "{} answered without {}{}",
+                                    w.request.line(),
+                                    c.pointer,
+                                    partial(&sent)
+                                ));
+                                rec.commands = commands;
                                 return rec;
                             }
                         }
                     }
+                    sent.push(w.request.line());
                 }
                 Err(e) => {
                     rec.outcome = if e.status == Some(403) { Outcome::Manual } else { Outcome::Failed };
                     rec.note = Some(if e.status == Some(403) {
                         format!(
-                            "pulldoctor's identity may not do this ({}); run the commands with an identity that may",
-                            e.message
+                            "pulldoctor's identity may not do this ({}){}; run the commands with an identity that may",
+                            e.message,
+                            partial(&sent)
                         )
                     } else {
-                        e.message
+                        format!("{}{}", e.message, partial(&sent))
                     });
                     rec.commands = commands;
                     return rec;
@@ -235,7 +255,7 @@ impl Executor {
         match self.read_all(step).await {
             Ok(after) => {
                 rec.after = step.guard.summary(&after, self.now);
-                if step.guard.verdict(&after, self.now) != Verdict::Done {
+                if step.guard.observable() && step.guard.verdict(&after, self.now) != Verdict::Done {
                     rec.note = Some("written, but the check does not see the change yet".into());
                 }
             }

@@ -4,7 +4,13 @@
 //! - Dry-run by default: the executor reads the current state and says for each step whether
 //!   it is already done, would change something, or needs a person. Nothing is written.
 //! - With `apply`, each step is checked before it is written (idempotent: a second run finds
-//!   every step done), written, then read again to record the state after.
+//!   every step done), written, then read again to record the state after. One exception: a
+//!   service-principal cluster's secret reset, whose result no API shows, runs whenever the plan
+//!   asks for it (see [`translate`]'s module docs).
+//! - A step whose later write fails after earlier ones succeeded says so; a rerun repeats the
+//!   whole step (writes are creates and updates, so repeating them is safe).
+//! - Write `POST`s are never re-sent by azure-rest's retries once the service may have received
+//!   them (a second `addPassword` would make a second secret); reads are.
 //! - Only creates and updates. Deleting is never automated; a step that would overwrite some
 //!   other resource of the user's (a link or rule of the same name) stops as a conflict.
 //! - A write the engine's identity may not make (403) ends as `manual`, with the commands a

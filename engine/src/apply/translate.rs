@@ -7,6 +7,30 @@
 //! functions of the reads and bindings, so secrets never appear in a printed plan.
 //!
 //! Only creates and updates: no step ever sends `DELETE`.
+//!
+//! ## Rotating a service-principal cluster's secret
+//!
+//! [`Action::RotateServicePrincipalSecret`] with a cluster is one step: `addPassword` on the
+//! application, then `resetServicePrincipalProfile` on the cluster with the secret it answered.
+//! Its guard is [`Guard::ClusterSecretUnseen`]: the step is always needed when the plan asks for
+//! it. An idempotence check must look at the state the step creates, and none shows it:
+//!
+//! - the cluster's `servicePrincipalProfile` shows the client id, never the secret (write-only),
+//!   and AKS records nothing else a reset changes;
+//! - the application shows its credentials (name, dates, a 3-character hint), not which of them
+//!   a cluster holds. "The app has a valid secret" is true as soon as `addPassword` succeeded, so
+//!   a guard built on it said "already done" after a run whose reset then failed, and the cluster
+//!   kept its expired secret for ever;
+//! - the secret's value is returned once, by `addPassword`; pulldoctor never stores it, so a
+//!   rerun cannot finish a half-done rotation with the secret of the failed run. It has to add
+//!   another one.
+//!
+//! So a rerun repeats the whole rotation: a fresh secret, then the reset. That is harmless (the
+//! cluster ends with a valid secret of its own application, whatever it held before) and costs one
+//! extra credential per run (an unused one, from a failed run, stays until its end date: pulldoctor
+//! never deletes). `pulldoctor fix` runs it only when a fresh diagnosis asks for it, so a run after
+//! a complete fix does not rotate again; the executor does not call such a step "not seen yet"
+//! after writing it ([`Guard::observable`]).
 
 use std::collections::BTreeMap;
 
@@ -237,6 +261,9 @@ pub enum Guard {
     KubeletOnScaleSets,
     /// `read[0]` (a Graph application) has a password credential valid now.
     AppHasValidSecret,
+    /// `read[0]` (the cluster's Graph application), shown in the audit only: which secret a
+    /// cluster holds is not observable, so resetting it is always needed (see the module docs).
+    ClusterSecretUnseen,
     /// `read[0]` (registry `listCredentials`) and `read[1]` (the Secret): the entry for
     /// `registry` holds the admin user and a current password.
     SecretHoldsAdmin {
@@ -550,7 +577,14 @@ fn translate_one(action: &Action, next: Option<&Action>, ctx: &PlanContext<'_>) 
                     },
                 ));
             }
-            step(action, &format!("application {app_id}"), vec![Request::graph("GET", graph_app(app_id))], Guard::AppHasValidSecret, writes)
+            // With a cluster the step's result (the cluster holding the new secret) cannot be
+            // read back: never "already done" (module docs).
+            let guard = if cluster_id.is_some() { Guard::ClusterSecretUnseen } else { Guard::AppHasValidSecret };
+            let target = match cluster_id {
+                Some(c) => c.clone(),
+                None => format!("application {app_id}"),
+            };
+            step(action, &target, vec![Request::graph("GET", graph_app(app_id))], guard, writes)
         }
         Action::ReplacePullSecret { namespace, secret_name, registry, credential_source } => {
             if !credential_source.eq_ignore_ascii_case("adminCredentials") {
@@ -724,6 +758,12 @@ fn template(w: &Value, pod: bool) -> Option<&Value> {
 }
 
 impl Guard {
+    /// Whether the reads show the change once it is made (so "done" after a write is a
+    /// check of the write). False for [`Guard::ClusterSecretUnseen`] and [`Guard::None`].
+    pub fn observable(&self) -> bool {
+        !matches!(self, Guard::ClusterSecretUnseen | Guard::None)
+    }
+
     /// Judges the reads.
     pub fn verdict(&self, reads: &[Value], now: OffsetDateTime) -> Verdict {
         let r0 = reads.first().unwrap_or(&Value::Null);
@@ -817,6 +857,7 @@ impl Guard {
                 )
             }
             Guard::AppHasValidSecret => done(!valid_credentials(r0, now).is_empty()),
+            Guard::ClusterSecretUnseen => Verdict::Needed,
             Guard::SecretHoldsAdmin { registry } => {
                 let Some((user, pass)) = docker_login(r1, registry) else { return Verdict::Needed };
                 done(
@@ -894,6 +935,10 @@ impl Guard {
             Guard::AppHasValidSecret => json!({"validPasswordCredentials": valid_credentials(r0, now).len(),
                 "passwordCredentials": arr(r0, "/passwordCredentials").iter()
                     .map(|c| format!("{} ends {}", s(c, "/displayName"), s(c, "/endDateTime"))).collect::<Vec<_>>()}),
+            Guard::ClusterSecretUnseen => json!({"validPasswordCredentials": valid_credentials(r0, now).len(),
+                "passwordCredentials": arr(r0, "/passwordCredentials").iter()
+                    .map(|c| format!("{} ends {}", s(c, "/displayName"), s(c, "/endDateTime"))).collect::<Vec<_>>(),
+                "clusterSecret": "not readable (write-only): the cluster is reset on every run"}),
             Guard::SecretHoldsAdmin { registry } | Guard::SecretHoldsValidAppSecret { registry, .. } => {
                 let login = docker_login(r1, registry);
                 let holds = self.verdict(reads, now) == Verdict::Done;

@@ -11,13 +11,23 @@
 //! registry (1), node pool scale sets (1), node VNet (1), its NSG and route table (2), egress
 //! IPs when the registry firewall denies (1), the registry's private endpoint with its VNet and
 //! subnet NSG (3), the `privatelink.azurecr.io` zone, its links and A records (3): at most 15.
+//!
+//! A registry shared from another subscription: when an image's ACR login server is not among
+//! the registries of the cluster's subscription, the other subscriptions the identity can see
+//! (`GET /subscriptions`, the answer stage 0 may already have fetched) are searched, at most
+//! [`MAX_OTHER_SUBSCRIPTIONS`] of them, [`SUBSCRIPTION_BATCH`] at a time, stopping once every
+//! missing registry is found: 1 + the subscriptions listed. A registry found nowhere becomes an
+//! [`Unavailable`] entry ([`what::UNKNOWN_REGISTRY`]) naming it and how many subscriptions were
+//! searched, so the report says the registry could not be seen rather than saying nothing. Hosts
+//! that are not ACR login servers (`docker.io`, a misspelt suffix) are never searched for. The
+//! single-subscription case costs nothing more while the registry is found.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use azure_model::api_version as api;
 use azure_model::authorization::built_in;
-use azure_model::container_registry::RegistryProperties;
+use azure_model::container_registry::{RegistryProperties, is_acr_login_server};
 use azure_model::container_service::ManagedClusterProperties;
 use azure_model::inventory::Unavailable;
 use azure_model::network::{ACR_PRIVATE_ZONE, VirtualNetworkProperties};
@@ -38,6 +48,8 @@ pub mod what {
     pub const CLUSTER: &str = "azure: managed cluster";
     /// Registries.
     pub const REGISTRY: &str = "azure: registries";
+    /// An image's ACR registry found in none of the subscriptions the identity can see.
+    pub const UNKNOWN_REGISTRY: &str = "azure: unknown registry";
     /// Role assignments.
     pub const ROLE_ASSIGNMENTS: &str = "azure: role assignments";
     /// Role definitions.
@@ -147,6 +159,12 @@ const KNOWN_ROLES: &[&str] = &[
 /// At most this many custom role definitions and Graph principals are read.
 const MAX_EXTRA_READS: usize = 10;
 
+/// At most this many subscriptions besides the cluster's are searched for a registry.
+pub const MAX_OTHER_SUBSCRIPTIONS: usize = 10;
+
+/// How many of them are listed at once.
+pub const SUBSCRIPTION_BATCH: usize = 4;
+
 struct Run {
     arm: Fetcher,
     graph: Option<Fetcher>,
@@ -242,6 +260,98 @@ impl Run {
             }
         }
     }
+}
+
+fn registries_path(sub: &str) -> String {
+    format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries")
+}
+
+fn login_server(v: &Value) -> Option<&str> {
+    v.pointer("/properties/loginServer").and_then(Value::as_str)
+}
+
+/// Looks for the registries of `hosts` (ACR login servers, lower case) in the subscriptions
+/// other than `sub` that the identity can see, and adds those found to the inventory. Each one
+/// found nowhere becomes an [`Unavailable`] entry.
+async fn registries_elsewhere(run: &Run, sub: &str, hosts: &BTreeSet<String>) -> Vec<Value> {
+    let name = |h: &str| h.split('.').next().unwrap_or(h).to_string();
+    let not_found = |host: &str, reason: String| Unavailable {
+        what: format!("{} {}", what::UNKNOWN_REGISTRY, name(host)),
+        reason: format!("{host}: {reason}"),
+    };
+    let others: Vec<String> = match run.arm.list("/subscriptions", api::RESOURCES).await {
+        Ok(subs) => subs
+            .iter()
+            .filter_map(|s| s.get("subscriptionId")?.as_str())
+            .filter(|s| !s.eq_ignore_ascii_case(sub))
+            .map(str::to_string)
+            .collect(),
+        Err(f) => {
+            let mut inv = run.inv.lock().await;
+            for h in hosts {
+                inv.unavailable.push(not_found(
+                    h,
+                    format!(
+                        "no registry with this login server in subscription {sub}, and the other subscriptions cannot be listed ({})",
+                        f.reason
+                    ),
+                ));
+            }
+            return Vec::new();
+        }
+    };
+    let mut left = hosts.clone();
+    let mut found = Vec::new();
+    let mut searched = 0usize;
+    let mut refused: Vec<String> = Vec::new();
+    let candidates: Vec<&String> = others.iter().take(MAX_OTHER_SUBSCRIPTIONS).collect();
+    for batch in candidates.chunks(SUBSCRIPTION_BATCH) {
+        if left.is_empty() {
+            break;
+        }
+        let lists = futures::future::join_all(
+            batch.iter().map(|s| async move { run.arm.list(&registries_path(s), api::CONTAINER_REGISTRY).await }),
+        )
+        .await;
+        for (s, listed) in batch.iter().zip(lists) {
+            searched += 1;
+            match listed {
+                Ok(regs) => {
+                    for r in regs {
+                        let Some(login) = login_server(&r).map(str::to_ascii_lowercase) else { continue };
+                        if left.remove(&login) {
+                            run.add(r.clone()).await;
+                            found.push(r);
+                        }
+                    }
+                }
+                Err(f) => refused.push(format!("{s} ({})", f.reason)),
+            }
+        }
+    }
+    if !left.is_empty() {
+        let mut reason = format!(
+            "no registry with this login server in the cluster's subscription {sub} nor in the {searched} other subscription(s) pulldoctor's identity can see{}",
+            if searched == 0 { " (it sees no other)" } else { "" }
+        );
+        // The search stops early only when everything was found: what is left unsearched is
+        // beyond the bound.
+        if others.len() > searched {
+            reason.push_str(&format!(
+                "; {} more subscription(s) were not searched (at most {MAX_OTHER_SUBSCRIPTIONS})",
+                others.len() - searched
+            ));
+        }
+        if !refused.is_empty() {
+            reason.push_str(&format!("; the registries of {} could not be listed", refused.join(", ")));
+        }
+        reason.push_str(": it may be in a subscription pulldoctor cannot read, or not exist");
+        let mut inv = run.inv.lock().await;
+        for h in &left {
+            inv.unavailable.push(not_found(h, reason.clone()));
+        }
+    }
+    found
 }
 
 fn rg_path(sub: &str, rg: &str) -> String {
@@ -344,7 +454,7 @@ pub async fn collect(clients: &AzureClients, hints: &Hints) -> Result<Inventory,
             }
         }
     };
-    let registries_path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries");
+    let registries_path = registries_path(&sub);
     let registries_fut = run.arm_list(what::REGISTRY, &registries_path, api::CONTAINER_REGISTRY);
     let (cluster, registries) = futures::join!(cluster_fut, registries_fut);
     let (cluster, other_clusters) = cluster?;
@@ -362,6 +472,22 @@ pub async fn collect(clients: &AzureClients, hints: &Hints) -> Result<Inventory,
         run.add(c).await;
     }
     let cluster: Option<Resource<ManagedClusterProperties>> = cluster.as_ref().and_then(typed);
+    // ACR hosts of the images that the cluster's subscription has no registry for: a registry
+    // shared from another subscription (searched only when the listing above succeeded).
+    let mut registries = registries;
+    if let Some(listed) = &registries {
+        let missing: BTreeSet<String> = hints
+            .registry_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .filter(|h| is_acr_login_server(h))
+            .filter(|h| !listed.iter().filter_map(login_server).any(|l| l.eq_ignore_ascii_case(h)))
+            .collect();
+        if !missing.is_empty() {
+            let found = registries_elsewhere(&run, &sub, &missing).await;
+            registries.get_or_insert_default().extend(found);
+        }
+    }
     let registries: Vec<Resource<RegistryProperties>> =
         registries.unwrap_or_default().iter().filter_map(typed).collect();
     let matched: Vec<&Resource<RegistryProperties>> = registries

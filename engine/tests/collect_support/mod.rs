@@ -402,3 +402,110 @@ impl DenyingProxy {
         AzureConfig { arm_endpoint: self.url.clone(), graph_endpoint: self.url.clone(), ..azure_config(emu) }
     }
 }
+
+/// Decides about a request before it is forwarded: `(method, path and query)` -> an answer
+/// given instead (the emulator never sees the request), or `None` to forward it.
+pub type Pre = Arc<dyn Fn(&str, &str) -> Option<(u16, Value)> + Send + Sync>;
+/// Rewrites the emulator's answer: `(method, path and query, status, body)` -> `(status, body)`.
+pub type Post = Arc<dyn Fn(&str, &str, u16, Value) -> (u16, Value) + Send + Sync>;
+
+/// A plain-HTTP proxy in front of the emulator that can answer requests itself (`pre`) and
+/// rewrite the emulator's answers (`post`); it logs `METHOD path?query` of every request.
+pub struct RewritingProxy {
+    pub url: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl RewritingProxy {
+    pub async fn start(emu: &RunningEmulator, pre: Pre, post: Post) -> RewritingProxy {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let base = emu.base_url.clone();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: axum::http::HeaderMap, body: Bytes| {
+                let (http, base, log, pre, post) = (http.clone(), base.clone(), l.clone(), pre.clone(), post.clone());
+                async move {
+                    let pq = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+                    log.lock().unwrap().push(format!("{method} {pq}"));
+                    let answer = |status: u16, v: Value| {
+                        let bytes = if v.is_null() { Vec::new() } else { serde_json::to_vec(&v).unwrap() };
+                        (StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], bytes)
+                            .into_response()
+                    };
+                    if let Some((status, v)) = pre(method.as_str(), &pq) {
+                        return answer(status, v);
+                    }
+                    let m = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+                    let mut req = http.request(m, format!("{base}{pq}")).body(body.to_vec());
+                    for (k, v) in headers.iter() {
+                        if k == "authorization" || k == "content-type" {
+                            req = req.header(k.as_str(), v.to_str().unwrap_or_default());
+                        }
+                    }
+                    let resp = req.send().await.unwrap();
+                    let status = resp.status().as_u16();
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let (status, v) = post(method.as_str(), &pq, status, v);
+                    answer(status, v)
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        RewritingProxy { url, log, _task: task }
+    }
+
+    /// Forwards everything, answering `status` with an ARM error envelope instead for the first
+    /// `times` requests whose path contains `fragment` (case-insensitive).
+    pub async fn failing(emu: &RunningEmulator, fragment: &str, status: u16, times: usize) -> RewritingProxy {
+        let fragment = fragment.to_ascii_lowercase();
+        let left = Arc::new(std::sync::atomic::AtomicUsize::new(times));
+        let pre: Pre = Arc::new(move |_m, pq| {
+            let path = pq.split('?').next().unwrap_or(pq).to_ascii_lowercase();
+            if !path.contains(&fragment) {
+                return None;
+            }
+            let ok = left.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            });
+            ok.is_ok().then(|| {
+                (status, json!({"error": {"code": "InternalServerError", "message": "injected failure (test proxy)"}}))
+            })
+        });
+        RewritingProxy::start(emu, pre, Arc::new(|_, _, s, v| (s, v))).await
+    }
+
+    /// pulldoctor's configuration through the proxy.
+    pub fn azure_config(&self, emu: &RunningEmulator) -> AzureConfig {
+        AzureConfig { arm_endpoint: self.url.clone(), graph_endpoint: self.url.clone(), ..azure_config(emu) }
+    }
+}
+
+/// Whether Entra (the emulator's token endpoint) accepts `secret` for application `client_id`.
+pub async fn secret_works(emu: &RunningEmulator, client_id: &str, secret: &str) -> bool {
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = http
+        .post(token_url(emu))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    resp.status().is_success()
+}
