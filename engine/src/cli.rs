@@ -10,14 +10,17 @@ use pulldoctor::apply;
 use pulldoctor::collect::{self, AzureConfig, KubeOptions, Selection, Target};
 use pulldoctor::credential::AzureAuth;
 use pulldoctor::detect::candidates;
-use pulldoctor::report::{self, Report, exit, render_text};
+use pulldoctor::evidence::{EngineIdentity, PodSelection, PrincipalKind};
+use pulldoctor::report::{self, exit, render_text};
 use pulldoctor::symptom::Symptom;
 use pulldoctor::{Evidence, diagnose};
 
 /// Diagnoses why pods on AKS cannot pull their images from Azure Container Registry.
 #[derive(Parser)]
 #[command(name = "pulldoctor", version, about, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 healthy, 1 findings (or failing pulls without a known cause), 2 error.")]
+#[command(
+    after_help = "Exit codes: 0 healthy, 1 findings (or failing pulls without a known cause), 2 error. Warnings about evidence pulldoctor could not read never change the exit code."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,7 +38,9 @@ enum Command {
     },
     /// Diagnose failing pulls: live (kubeconfig or in-cluster, and Azure), or offline from a
     /// cluster dump and an Azure inventory (`--dump DIR --azure FILE`).
-    #[command(after_help = "Exit codes: 0 healthy, 1 findings (or failing pulls without a known cause), 2 error.")]
+    #[command(
+        after_help = "Exit codes: 0 healthy, 1 findings (or failing pulls without a known cause), 2 error. Warnings about evidence pulldoctor could not read never change the exit code."
+    )]
     Diagnose {
         #[command(flatten)]
         source: SourceArgs,
@@ -78,17 +83,18 @@ struct SourceArgs {
     #[arg(long)]
     now: Option<String>,
 
-    /// The pod to diagnose (default: every pod of the namespace waiting on an image).
-    #[arg(value_name = "POD", help_heading = "Live")]
+    /// The pod to diagnose (default: every pod of the namespace waiting on an image). Offline,
+    /// a pod the dump does not hold is an error.
+    #[arg(value_name = "POD", help_heading = "Pods")]
     pod: Option<String>,
-    /// The namespace (default: the kubeconfig context's).
-    #[arg(long, short = 'n', help_heading = "Live")]
+    /// The namespace (default: the kubeconfig context's; offline: every namespace of the dump).
+    #[arg(long, short = 'n', help_heading = "Pods")]
     namespace: Option<String>,
     /// Every namespace.
-    #[arg(long, short = 'A', conflicts_with_all = ["namespace", "pod"], help_heading = "Live")]
+    #[arg(long, short = 'A', conflicts_with_all = ["namespace", "pod"], help_heading = "Pods")]
     all_namespaces: bool,
-    /// Only pods matching this label selector (`app=web`).
-    #[arg(long, short = 'l', conflicts_with = "pod", help_heading = "Live")]
+    /// Only pods matching this label selector (`app=web`, `tier!=db`, `env in (a,b)`).
+    #[arg(long, short = 'l', conflicts_with = "pod", help_heading = "Pods")]
     selector: Option<String>,
     /// The kubeconfig context (default: the current one).
     #[arg(long, help_heading = "Live")]
@@ -184,12 +190,9 @@ pub fn main() -> ExitCode {
                 }
             };
             let diagnosis = diagnose(&gathered.evidence);
-            let report = if gathered.runtime.is_some() {
-                collect::report(&diagnosis, &gathered.evidence)
-            } else {
-                // Offline: exactly the report of the dump and inventory.
-                Report::from_diagnosis(&diagnosis, gathered.evidence.azure.unavailable.clone())
-            };
+            // Live or offline, the same report: findings resting on unavailable evidence (an
+            // inventory's `unavailable` entries) have their confidence lowered, as in `fix`.
+            let report = collect::report(&diagnosis, &gathered.evidence);
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
@@ -249,15 +252,21 @@ fn load_inventory(path: &std::path::Path) -> Result<azure_model::Inventory, Stri
 
 fn gather(src: &SourceArgs) -> Result<Gathered, String> {
     let mut g = if let Some(dump) = &src.dump {
-        // Offline, exactly as before.
-        let evidence = Evidence::load(dump, src.azure.as_deref()).map_err(|e| e.to_string())?;
+        // Offline: the dump, narrowed to the pods a live run with the same flags would read.
+        let mut evidence = Evidence::load(dump, src.azure.as_deref()).map_err(|e| e.to_string())?;
+        let selection = PodSelection {
+            namespace: src.namespace.as_deref(),
+            pod: src.pod.as_deref(),
+            selector: src.selector.as_deref(),
+        };
+        evidence.select(&selection).map_err(|e| format!("{e} ({})", dump.display()))?;
         Gathered { evidence, runtime: None, connections: apply::Connections::default() }
     } else {
         let rt = runtime()?;
-        let azure = if src.no_azure || src.azure.is_some() {
-            None
-        } else {
-            Some(azure_config(src)?.clients().map_err(|e| e.to_string())?)
+        let config = if src.no_azure || src.azure.is_some() { None } else { Some(azure_config(src)?) };
+        let azure = match &config {
+            Some(c) => Some(c.clients().map_err(|e| e.to_string())?),
+            None => None,
         };
         let selection = Selection {
             namespace: src.namespace.clone(),
@@ -285,6 +294,15 @@ fn gather(src: &SourceArgs) -> Result<Gathered, String> {
             );
         }
         let mut evidence = live.evidence;
+        // Azure reads were refused: the fix names the identity pulldoctor ran as.
+        let refused = evidence
+            .azure
+            .unavailable
+            .iter()
+            .any(|u| u.what.starts_with("azure:") && u.what != collect::azure::what::ARM);
+        if let Some(c) = config.as_ref().filter(|_| refused) {
+            evidence.engine_identity = rt.block_on(engine_identity(c));
+        }
         if let Some(path) = &src.azure {
             let mut inv = load_inventory(path)?;
             inv.unavailable.splice(0..0, evidence.azure.unavailable.drain(..));
@@ -306,6 +324,23 @@ fn gather(src: &SourceArgs) -> Result<Gathered, String> {
     Ok(g)
 }
 
+/// Who pulldoctor authenticates to Azure as: the claims of one of its tokens, else the client
+/// id of explicit client credentials.
+async fn engine_identity(config: &AzureConfig) -> Option<EngineIdentity> {
+    let http = pulldoctor::credential::http_client(&config.ca_pem).ok()?;
+    let token = config.auth.token_source(http).token(azure_rest::ARM_SCOPE).await.ok();
+    let mut id = token.and_then(|t| EngineIdentity::from_access_token(&t.token));
+    if let AzureAuth::ClientCredentials { client_id, .. } = &config.auth {
+        let id =
+            id.get_or_insert_with(|| EngineIdentity { kind: PrincipalKind::ServicePrincipal, ..Default::default() });
+        if id.app_id.is_none() && id.kind != PrincipalKind::ManagedIdentity {
+            id.app_id = Some(client_id.clone());
+            id.kind = PrincipalKind::ServicePrincipal;
+        }
+    }
+    id
+}
+
 fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode {
     let mut g = match gather(src) {
         Ok(g) => g,
@@ -316,8 +351,10 @@ fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode 
     };
     let diagnosis = diagnose(&g.evidence);
     let report = collect::report(&diagnosis, &g.evidence);
+    // The causes' plans. A meta finding's grants (evidence pulldoctor could not read) stay in
+    // the report: they fix pulldoctor's view, not the pulls, and never make the exit code.
     let actions: Vec<pulldoctor::Action> =
-        report.findings.iter().flat_map(|f| f.plan.actions.iter().cloned()).collect();
+        report.findings.iter().filter(|f| f.code.is_cause()).flat_map(|f| f.plan.actions.iter().cloned()).collect();
     let now = g.evidence.now();
     let steps = apply::translate(&actions, &apply::PlanContext { inventory: &g.evidence.azure, now });
 
@@ -377,7 +414,8 @@ fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode 
             "report": report,
             "plan": steps,
             "audit": audit,
-            "alreadyFixed": audit.already_fixed() || (steps.is_empty() && report.status == report::Status::Healthy),
+            // Only a plan whose every step was found done: a healthy cluster had nothing to fix.
+            "alreadyFixed": audit.already_fixed(),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {

@@ -156,3 +156,215 @@ fn a_missing_kubeconfig_is_an_error() {
     assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error:"));
 }
+
+/// `--dump DIR --azure FILE` of a fixture.
+fn offline(fixture: &str) -> Vec<std::ffi::OsString> {
+    let fx = fixtures().join(fixture);
+    vec!["--dump".into(), fx.join("dump").into(), "--azure".into(), fx.join("azure.json").into()]
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    })
+}
+
+#[test]
+fn offline_selection_flags_narrow_the_dump() {
+    let run = |args: &[&str]| {
+        bin().arg("diagnose").args(offline("acrpull-role-missing")).args(args).args(["-o", "json"]).output().unwrap()
+    };
+    // Every namespace by default: the shop pods fail.
+    let o = run(&[]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(json_of(&o)["failing"].as_array().unwrap().len(), 2);
+    // Another namespace: nothing of shop's.
+    let o = run(&["-n", "kube-system"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(json_of(&o)["status"], "healthy");
+    // A pod the dump does not hold is the user's error.
+    let o = run(&["-n", "kube-system", "nosuchpod"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("error: pod kube-system/nosuchpod not found in the dump"), "{err}");
+    // One pod: only its failure.
+    let o = run(&["-n", "shop", "web-pf5sj8wm4r-zplb7"]);
+    assert_eq!(code(&o), 1);
+    let v = json_of(&o);
+    assert_eq!(v["failing"].as_array().unwrap().len(), 1);
+    assert_eq!(v["findings"][0]["pods"].as_array().unwrap().len(), 1);
+    assert_eq!(v["findings"][0]["pods"][0]["name"], "web-pf5sj8wm4r-zplb7");
+    // A pod without -n: found in the one namespace holding it.
+    assert_eq!(code(&run(&["web-pf5sj8wm4r-w8js5"])), 1);
+    // Label selectors.
+    let o = run(&["-l", "app=cart"]);
+    assert_eq!((code(&o), json_of(&o)["status"].clone()), (0, "healthy".into()));
+    let o = run(&["-n", "shop", "-l", "app in (web,api)"]);
+    assert_eq!(json_of(&o)["failing"].as_array().unwrap().len(), 2);
+    let o = run(&["-l", "app=("]);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `fixture`'s inventory with `unavailable` entries added, in `dir`.
+fn inventory_with_unavailable(dir: &std::path::Path, fixture: &str, entries: serde_json::Value) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fixtures().join(fixture).join("azure.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["unavailable"] = entries;
+    let path = dir.join(format!("{fixture}.json"));
+    std::fs::write(&path, v.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn offline_diagnose_lowers_confidence_like_fix_and_the_linked_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = "acrpull-role-missing";
+    let text = std::fs::read_to_string(fixtures().join(fixture).join("azure.json")).unwrap();
+    let inv = azure_model::Inventory::from_json(&text).unwrap();
+    let registry = inv.registries[0].id.clone();
+    let azure = inventory_with_unavailable(
+        dir.path(),
+        fixture,
+        serde_json::json!([{"what": format!("azure: role assignments at {registry}"), "reason": "403 AuthorizationFailed: no"}]),
+    );
+    let report_of = |command: &str| {
+        let o = bin()
+            .args([command, "--dump"])
+            .arg(fixtures().join(fixture).join("dump"))
+            .arg("--azure")
+            .arg(&azure)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+        let v = json_of(&o);
+        if command == "fix" { v["report"].clone() } else { v }
+    };
+    let diagnose = report_of("diagnose");
+    let f = diagnose["findings"].as_array().unwrap().iter().find(|f| f["code"] == "ACR_PULL_ROLE_MISSING").unwrap();
+    assert_eq!(f["confidence"], "medium", "{f:#}");
+    assert!(
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("evidence unavailable: azure: role assignments")),
+        "{f:#}"
+    );
+    // The same report `fix` starts from.
+    assert_eq!(diagnose["findings"], report_of("fix")["findings"]);
+}
+
+#[test]
+fn warnings_alone_do_not_make_a_healthy_cluster_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let azure = inventory_with_unavailable(
+        dir.path(),
+        "healthy-baseline",
+        serde_json::json!([{"what": "kubernetes: nodes", "reason": "403 Forbidden: nodes is forbidden"}]),
+    );
+    let o = bin()
+        .args(["diagnose", "--dump"])
+        .arg(fixtures().join("healthy-baseline/dump"))
+        .arg("--azure")
+        .arg(&azure)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let v = json_of(&o);
+    assert_eq!(v["status"], "healthy");
+    assert_eq!(v["findings"][0]["code"], "EVIDENCE_UNAVAILABLE", "the warning is kept");
+    // `fix` has nothing to do either, and does not claim to have fixed anything.
+    let o = bin()
+        .args(["fix", "--dump"])
+        .arg(fixtures().join("healthy-baseline/dump"))
+        .arg("--azure")
+        .arg(&azure)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let v = json_of(&o);
+    assert_eq!(v["alreadyFixed"], false, "{v:#}");
+    assert!(v["plan"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn fix_on_a_healthy_cluster_fixed_nothing() {
+    let o = bin().arg("fix").args(offline("healthy-baseline")).args(["-o", "json"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["report"]["status"], "healthy");
+    assert_eq!(v["alreadyFixed"], false, "nothing was planned, so nothing was found already fixed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_namespace_stays_healthy_for_a_user_who_cannot_list_nodes() {
+    let fixture = "healthy-baseline";
+    let mut state = KubeState::from_dump(&fixtures().join(fixture).join("dump"));
+    state.forbidden.insert("nodes".into());
+    let mock = MockKube::start(state).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = mock.kubeconfig(dir.path(), "shop");
+    let o = tokio::task::block_in_place(|| {
+        bin().env("KUBECONFIG", &kubeconfig).args(["diagnose", "--no-azure", "-o", "json"]).output().unwrap()
+    });
+    assert_eq!(code(&o), 0, "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["status"], "healthy");
+    let f = &v["findings"][0];
+    assert_eq!(f["code"], "EVIDENCE_UNAVAILABLE");
+    // The grant covers nodes (cluster-scoped), not the view role.
+    let commands: Vec<&str> = f["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["commands"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()))
+        .collect();
+    assert!(
+        commands.contains(&"kubectl create clusterrole pulldoctor-nodes --verb=get,list --resource=nodes"),
+        "{commands:#?}"
+    );
+    assert!(commands.iter().all(|c| !c.contains("clusterrole=view")), "{commands:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_graph_reads_name_the_grant_for_pulldoctors_own_app() {
+    let fixture = "sp-secret-expired";
+    let emu = emulator(fixture).await;
+    let proxy = collect_support::DenyingProxy::start(&emu, &["/v1.0/"]).await;
+    let mock = MockKube::start(KubeState::from_dump(&fixtures().join(fixture).join("dump"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = mock.kubeconfig(dir.path(), "shop");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &emu.ca_pem).unwrap();
+    let o = tokio::task::block_in_place(|| {
+        let mut c = bin();
+        c.env("KUBECONFIG", &kubeconfig)
+            .args(["diagnose", "-o", "json", "--arm-endpoint", &proxy.url, "--graph-endpoint", &proxy.url])
+            .arg("--ca-file")
+            .arg(&ca)
+            .args(["--token-url", &token_url(&emu), "--client-id", &emu.operator().client_id])
+            .env("PULLDOCTOR_CLIENT_SECRET", emu.operator().client_secret.expose());
+        c.output().unwrap()
+    });
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["SP_SECRET_EXPIRED", "EVIDENCE_UNAVAILABLE"], "{v:#}");
+    assert_eq!(v["findings"][0]["confidence"], "low");
+    let commands: Vec<&str> = v["findings"][1]["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["commands"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()))
+        .collect();
+    let app = emu.operator().client_id.clone();
+    assert!(
+        commands.contains(&format!("az ad app permission add --id {app} --api 00000003-0000-0000-c000-000000000000 --api-permissions 9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30=Role").as_str()),
+        "{commands:#?}"
+    );
+    assert!(commands.contains(&format!("az ad app permission admin-consent --id {app}").as_str()), "{commands:#?}");
+    assert!(commands.iter().all(|c| !c.contains("--role Reader")), "Graph needs no ARM role: {commands:#?}");
+}

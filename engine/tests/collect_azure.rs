@@ -138,10 +138,20 @@ async fn refused_graph_reads_are_unavailable() {
         "{:?}",
         report.unavailable
     );
-    // Without the application, expiry is not judged.
+    // Without the application, expiry cannot be confirmed: the finding is still made, at
+    // lowered confidence, and says which evidence was missing.
+    let causes: Vec<String> =
+        report.findings.iter().filter(|f| f.code.is_cause()).map(|f| f.code.to_string()).collect();
+    assert_eq!(causes, ["SP_SECRET_EXPIRED"], "{:#?}", report.findings);
+    let f = report.findings.iter().find(|f| f.code.to_string() == "SP_SECRET_EXPIRED").unwrap();
+    assert_ne!(f.confidence, Confidence::High, "{f:#?}");
+    assert_eq!(f.confidence, Confidence::Low, "{f:#?}");
     assert!(
-        !report.findings.iter().any(|f| f.code.to_string() == "SP_SECRET_EXPIRED" && f.confidence == Confidence::High)
+        f.evidence.iter().any(|e| e.starts_with("evidence unavailable: azure: directory application")),
+        "{:#?}",
+        f.evidence
     );
+    assert_eq!(f.pods.len(), 2);
 }
 
 #[tokio::test]

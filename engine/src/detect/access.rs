@@ -11,6 +11,7 @@ use azure_model::authorization::{
 use azure_model::compute::{POOL_NAME_TAG, VirtualMachineScaleSetProperties};
 use azure_model::container_registry::RegistryProperties;
 use azure_model::graph::Application;
+use azure_model::inventory::Unavailable;
 use azure_model::{Inventory, Resource};
 use regex::Regex;
 
@@ -274,6 +275,9 @@ fn stale_assignments<'a>(
 pub(crate) enum ClusterOutcome<'a> {
     /// The cluster's service principal has no valid secret.
     SpExpired { app_id: String, app: &'a Application },
+    /// The cluster's service principal was refused, and its application could not be read
+    /// (`missing`), so the expiry of its secrets is unknown; nothing else explains the 401.
+    SpUnverified { app_id: String, missing: Vec<&'a Unavailable> },
     /// The kubelet identity is missing from these scale sets.
     NotOnVmss { identity_id: String, scale_sets: Vec<&'a Resource<VirtualMachineScaleSetProperties>> },
     /// The principal's rights on the registry.
@@ -374,7 +378,7 @@ pub(crate) fn assess_auth<'a>(ctx: &Context<'a>, failure: &'a PullFailure) -> Op
     let logins: Vec<(&PullSecret, &RegistryLogin)> =
         failure.pull_secrets.iter().filter_map(|s| s.login_for(host).map(|l| (s, l))).collect();
     let path = if logins.is_empty() {
-        AuthPath::Cluster(assess_cluster(ctx, failure, registry, repo))
+        AuthPath::Cluster(assess_cluster(ctx, failure, registry, repo, absence.is_some()))
     } else {
         AuthPath::Secrets(
             logins
@@ -466,10 +470,12 @@ fn assess_cluster<'a>(
     failure: &PullFailure,
     registry: Option<&'a Registry>,
     repo: Option<&str>,
+    image_absent: bool,
 ) -> ClusterOutcome<'a> {
     let inv = &ctx.evidence.azure;
     let Some(cluster) = ctx.cluster else { return ClusterOutcome::Unknown };
-    if let Some(app_id) = cluster.properties.service_principal_client_id()
+    let sp_app = cluster.properties.service_principal_client_id();
+    if let Some(app_id) = sp_app
         && let Some(app) = inv.application(app_id)
         && !app.has_valid_secret(ctx.now)
     {
@@ -488,11 +494,40 @@ fn assess_cluster<'a>(
             return ClusterOutcome::NotOnVmss { identity_id, scale_sets: lacking };
         }
     }
-    let Some(principal) = cluster_principal(ctx) else { return ClusterOutcome::Unknown };
+    // A service principal whose application could not be read: its secrets cannot be judged.
+    // When nothing else explains the 401 (the principal's roles allow pulling, or cannot be
+    // judged either, and the image is not known to be missing), the secret is the suspect.
+    let unverified = sp_app
+        .filter(|app_id| inv.application(app_id).is_none() && !image_absent)
+        .map(|app_id| (app_id, unreadable_application(inv, app_id)))
+        .filter(|(_, missing)| !missing.is_empty())
+        .map(|(app_id, missing)| ClusterOutcome::SpUnverified { app_id: app_id.to_string(), missing });
+    let Some(principal) = cluster_principal(ctx) else { return unverified.unwrap_or(ClusterOutcome::Unknown) };
     match registry {
-        Some(r) => ClusterOutcome::Rights { verdict: role_verdict(ctx, r, &principal, repo), principal },
+        Some(r) => match role_verdict(ctx, r, &principal, repo) {
+            RoleVerdict::Granted(g) => match unverified {
+                Some(u) => u,
+                None => ClusterOutcome::Rights { verdict: RoleVerdict::Granted(g), principal },
+            },
+            verdict => ClusterOutcome::Rights { verdict, principal },
+        },
         None => ClusterOutcome::NoRegistry { principal },
     }
+}
+
+/// The unavailable reads that would have shown application `app_id` (its password
+/// credentials): Microsoft Graph as a whole, or the application itself.
+pub(crate) fn unreadable_application<'a>(inv: &'a Inventory, app_id: &str) -> Vec<&'a Unavailable> {
+    use crate::collect::azure::what;
+    let app_id = app_id.to_ascii_lowercase();
+    inv.unavailable
+        .iter()
+        .filter(|u| {
+            let w = u.what.to_ascii_lowercase();
+            w.starts_with(what::GRAPH)
+                || (w.starts_with(what::DIRECTORY) && w.contains("application") && w.contains(&app_id))
+        })
+        .collect()
 }
 
 /// The scale sets backing the failing pod's node pool (every pool's when the pool is unknown).

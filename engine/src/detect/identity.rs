@@ -4,6 +4,10 @@
 //! Only for `unauthorized` pulls from a registry that the pod holds no pull secret for (the
 //! kubelet then pulls with what the credential provider gives it). In order:
 //! 1. a service-principal cluster whose application has no valid secret: `SP_SECRET_EXPIRED`;
+//!    when the application could not be read (Graph refused, an `unavailable` entry) and nothing
+//!    else explains the 401 (the principal's roles allow pulling or cannot be judged, the image
+//!    is not known to be missing), `SP_SECRET_EXPIRED` at low confidence, naming the missing
+//!    evidence;
 //! 2. no credentials sent and the kubelet identity missing from the pool's scale set:
 //!    `KUBELET_IDENTITY_NOT_ON_VMSS`;
 //! 3. the principal holds no role that pulls at the registry scope (or above): ABAC mode with
@@ -14,6 +18,7 @@
 //! that do not exist).
 
 use azure_model::graph::Application;
+use azure_model::inventory::Unavailable;
 
 use super::Context;
 use super::access::{
@@ -32,6 +37,7 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
         let AuthPath::Cluster(outcome) = &a.path else { continue };
         match outcome {
             ClusterOutcome::SpExpired { app_id, app } => sp_expired(&mut out, ctx, f, app_id, app),
+            ClusterOutcome::SpUnverified { app_id, missing } => sp_unverified(&mut out, ctx, f, app_id, missing),
             ClusterOutcome::NotOnVmss { identity_id, scale_sets } => {
                 let Some(cluster) = ctx.cluster else { continue };
                 let names: Vec<&str> = scale_sets.iter().map(|v| v.name.as_str()).collect();
@@ -137,6 +143,52 @@ fn sp_expired(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &s
     d = d
         .line("Entra ID refuses expired secrets (AADSTS7000222), so the registry answers 401; that text never reaches kubelet events".to_string())
         .action(Action::RotateServicePrincipalSecret { app_id: app_id.to_string(), cluster_id: Some(cluster.id.clone()) });
+    out.add(app_id, f, d);
+}
+
+/// A service-principal cluster whose pulls are refused while its application (and so the
+/// expiry of its secrets) could not be read: the expired secret is the likely cause, named at
+/// low confidence with the missing evidence, and checked before anything is rotated.
+fn sp_unverified(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &str, missing: &[&Unavailable]) {
+    let Some(cluster) = ctx.cluster else { return };
+    let (rg, name) = (super::support::resource_group_of(&cluster.id).unwrap_or_default(), cluster.name.as_str());
+    let d = Draft::new(
+        FindingCode::SpSecretExpired,
+        Confidence::Low,
+        f,
+        format!(
+            "The registry refuses the credentials of the service principal {app_id} of cluster {name}, and its application could not be read, so whether its client secret has expired is unconfirmed; an expired secret is the likely cause."
+        ),
+    )
+    .blame(
+        Blame::new("ServicePrincipal", app_id.to_string())
+            .note("secret expiry unknown: its application could not be read"),
+    )
+    .blame(Blame::new("ManagedCluster", cluster.id.clone()).note("servicePrincipalProfile uses this service principal"))
+    .line(format!("cluster {name}: servicePrincipalProfile.clientId = {app_id}"))
+    .line(format!(
+        "the pull sent the service principal's credentials and got {}",
+        f.symptom.status().map(|s| s.to_string()).unwrap_or_else(|| "401".into())
+    ))
+    .lines(missing.iter().map(|u| {
+        format!(
+            "application {app_id} could not be read ({}: {}), so the expiry of its password credentials is unknown",
+            u.what, u.reason
+        )
+    }))
+    .line("if its secret is still valid, the service principal may lack a pull role on the registry instead".to_string())
+    .action(Action::Manual {
+        description: format!(
+            "check the secrets of application {app_id}; if every one has expired, add a new one and reset cluster {name} with it"
+        ),
+        commands: vec![
+            format!("az ad app credential list --id {app_id} --query \"[].{{keyId: keyId, end: endDateTime}}\" -o table"),
+            format!("SECRET=$(az ad app credential reset --id {app_id} --append --query password -o tsv)"),
+            format!(
+                "az aks update-credentials -g {rg} -n {name} --reset-service-principal --service-principal {app_id} --client-secret \"$SECRET\""
+            ),
+        ],
+    });
     out.add(app_id, f, d);
 }
 
@@ -467,6 +519,82 @@ mod tests {
         let mut unknown = scenario("sp-secret-expired");
         unknown.azure["applications"] = serde_json::json!([]);
         assert!(codes(&unknown).is_empty());
+    }
+
+    /// Graph refused: neither the cluster's application nor its service principal was read.
+    fn graph_refused(mut w: World) -> World {
+        let app = CLUSTER_APP.app_id();
+        w.azure["applications"] = serde_json::json!([]);
+        w.azure["servicePrincipals"] = serde_json::json!([]);
+        w.azure["unavailable"] = serde_json::json!([
+            {"what": format!("azure: directory application {app}"), "reason": "403 Authorization_RequestDenied: Insufficient privileges to complete the operation."},
+            {"what": format!("azure: directory service principal of {app}"), "reason": "403 Authorization_RequestDenied: Insufficient privileges to complete the operation."},
+        ]);
+        w
+    }
+
+    #[test]
+    fn an_unreadable_application_still_names_the_expired_secret_at_low_confidence() {
+        let d = diagnose(&graph_refused(scenario("sp-secret-expired")));
+        let codes_of = |d: &crate::detect::Diagnosis| d.findings.iter().map(|f| f.code).collect::<Vec<_>>();
+        assert_eq!(codes_of(&d), [FindingCode::SpSecretExpired, FindingCode::EvidenceUnavailable]);
+        let f = &d.findings[0];
+        assert_eq!(f.confidence, Confidence::Low);
+        assert_eq!(f.pods.len(), 2);
+        assert!(
+            f.evidence.iter().any(|e| e.contains("could not be read (azure: directory application")
+                && e.contains("403 Authorization_RequestDenied")),
+            "{:#?}",
+            f.evidence
+        );
+        // A guess: a person checks the secrets before rotating anything.
+        assert!(f.plan.actions.iter().all(Action::needs_human));
+        assert!(
+            f.plan.actions[0].commands()[0]
+                .starts_with(&format!("az ad app credential list --id {}", CLUSTER_APP.app_id()))
+        );
+        // The service principal read but the application not: the role allows pulling, so the
+        // secret is still the suspect.
+        let mut w = graph_refused(scenario("sp-secret-expired"));
+        w.azure["servicePrincipals"] = serde_json::json!([CLUSTER_APP.service_principal()]);
+        assert_eq!(codes(&w), ["SP_SECRET_EXPIRED", "EVIDENCE_UNAVAILABLE"]);
+        // ... unless the role is missing: that is what the evidence shows.
+        w.remove(&World::assignment_id(&registry_id(), "ra-cluster-sp-acrpull"));
+        assert_eq!(codes(&w), ["ACR_PULL_ROLE_MISSING", "EVIDENCE_UNAVAILABLE"]);
+    }
+
+    #[test]
+    fn an_unreadable_application_is_no_cause_elsewhere() {
+        // Nothing unavailable: an application the inventory lacks is not judged.
+        let mut w = scenario("sp-secret-expired");
+        w.azure["applications"] = serde_json::json!([]);
+        assert!(codes(&w).is_empty());
+        // A healthy service-principal cluster: no failing pull, no finding.
+        let w = graph_refused(World::sp_baseline("sp-healthy", K131));
+        assert_eq!(codes(&w), ["EVIDENCE_UNAVAILABLE"]);
+        // A managed-identity cluster: Graph is not what decides.
+        let w = graph_refused(scenario("acrpull-role-missing"));
+        assert_eq!(codes(&w), ["ACR_PULL_ROLE_MISSING", "EVIDENCE_UNAVAILABLE"]);
+        // A 401 for an image known to be missing stays the image's.
+        let mut w = graph_refused(World::sp_baseline("sp-missing-tag", K131));
+        w.break_rollout("web", Some(&format!("{LOGIN}/shop/web:9.9.9")), |rt, img| {
+            rt.token(img, "oauth", UNAUTHORIZED, None)
+        });
+        assert_eq!(codes(&w), ["EVIDENCE_UNAVAILABLE"], "undiagnosed: neither the secret nor the role is known");
+        w.azure["servicePrincipals"] = serde_json::json!([CLUSTER_APP.service_principal()]);
+        assert_eq!(codes(&w), ["IMAGE_NOT_FOUND", "EVIDENCE_UNAVAILABLE"]);
+        // Every other fixture: the same codes with Graph refused, plus the meta code, except
+        // where the application is what decides.
+        for name in ["acrpull-abac-mode", "kubelet-identity-removed", "pull-secret-admin-stale", "image-tag-not-found"]
+        {
+            let w = graph_refused(scenario(name));
+            let mut want = scenario(name).expected.clone();
+            want.push("EVIDENCE_UNAVAILABLE");
+            want.sort();
+            let mut got = codes(&w);
+            got.sort();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]

@@ -218,8 +218,12 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             Action::Manual {
                 description: format!("find the cluster's egress address and allow it in the firewall of {}", registry.name),
                 commands: vec![
-                    "kubectl run egress-ip --rm -i --restart=Never --image=mcr.microsoft.com/azurelinux/base/core:3.0 -- curl -s https://ifconfig.me".into(),
-                    format!("az acr network-rule add -n {} --ip-address <EGRESS_IP>", registry.name),
+                    "EGRESS_IP=$(kubectl run egress-ip --rm -i -q --restart=Never --image=mcr.microsoft.com/azurelinux/base/core:3.0 -- curl -s https://ifconfig.me)".into(),
+                    format!(
+                        "az acr network-rule add --name {} --resource-group {} --ip-address \"$EGRESS_IP\"",
+                        registry.name,
+                        super::support::resource_group_of(&registry.id).unwrap_or_default()
+                    ),
                 ],
             },
         );
@@ -297,16 +301,33 @@ fn dns_not_linked(
                 description: format!(
                     "create the {ACR_PRIVATE_ZONE} zone with the endpoint's records (a private DNS zone group) and link it to {vnet}"
                 ),
-                commands: endpoints
-                    .iter()
-                    .map(|pe| {
+                commands: {
+                    // The zone goes beside the (first) endpoint, else beside the registry.
+                    let home = endpoints.first().map(|pe| pe.id.as_str()).unwrap_or(registry.id.as_str());
+                    let rg = super::support::resource_group_of(home).unwrap_or_default();
+                    let zone_id = format!(
+                        "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Network/privateDnsZones/{ACR_PRIVATE_ZONE}",
+                        azure_model::ResourceId::parse(home)
+                            .ok()
+                            .and_then(|i| i.subscription().map(str::to_string))
+                            .unwrap_or_default()
+                    );
+                    let mut c = vec![
+                        format!("az network private-dns zone create -g {rg} -n {ACR_PRIVATE_ZONE}"),
                         format!(
-                            "az network private-endpoint dns-zone-group create -g {} --endpoint-name {} -n default --private-dns-zone {ACR_PRIVATE_ZONE} --zone-name registry",
+                            "az network private-dns link vnet create -g {rg} -z {ACR_PRIVATE_ZONE} -n {vnet}-link -v {} -e false",
+                            place.vnet_id
+                        ),
+                    ];
+                    c.extend(endpoints.iter().map(|pe| {
+                        format!(
+                            "az network private-endpoint dns-zone-group create -g {} --endpoint-name {} -n default --private-dns-zone {zone_id} --zone-name registry",
                             super::support::resource_group_of(&pe.id).unwrap_or_default(),
                             pe.name
                         )
-                    })
-                    .collect(),
+                    }));
+                    c
+                },
             }
         }
     };
@@ -618,20 +639,35 @@ fn nsg_finding(
                     port,
                 });
             }
-            _ => {
+            (_, free) => {
+                // A free priority ahead of the blocking rule, or (none left) one a person frees.
+                let mut commands = Vec::new();
+                let priority = match free {
+                    Some(p) => {
+                        next = p;
+                        p.to_string()
+                    }
+                    None => {
+                        commands.push(format!(
+                            "# PRIORITY: a free priority below {} in NSG {} (none is free: give rule {} a higher number first)",
+                            r.priority, nsg.name, rule.name
+                        ));
+                        "\"$PRIORITY\"".to_string()
+                    }
+                };
+                commands.push(format!(
+                    "az network nsg rule create -g {} --nsg-name {} -n allow-{}-{} --priority {priority} --direction {direction} --access Allow --protocol Tcp --destination-address-prefixes {ip} --destination-port-ranges {port}",
+                    super::support::resource_group_of(&nsg.id).unwrap_or_default(),
+                    nsg.name,
+                    registry.name,
+                    ip.to_string().replace(['.', ':'], "-"),
+                ));
                 actions.push(Action::Manual {
                     description: format!(
                         "allow TCP {src} -> {ip}:{port} ({direction}) in NSG {} ahead of rule {} (priority {})",
                         nsg.name, rule.name, r.priority
                     ),
-                    commands: vec![format!(
-                        "az network nsg rule create -g {} --nsg-name {} -n allow-{}-{} --priority <BELOW {}> --direction {direction} --access Allow --protocol Tcp --destination-address-prefixes {ip} --destination-port-ranges {port}",
-                        super::support::resource_group_of(&nsg.id).unwrap_or_default(),
-                        nsg.name,
-                        registry.name,
-                        ip.to_string().replace(['.', ':'], "-"),
-                        r.priority
-                    )],
+                    commands,
                 });
             }
         }
@@ -973,6 +1009,27 @@ mod world_tests {
         assert_eq!(d.findings.iter().map(|f| f.code).collect::<Vec<_>>(), [FindingCode::NsgBlocksRegistry]);
         // Priority 100 leaves no room below it, and AllowNsgRule is outbound: a person does it.
         assert!(d.findings[0].plan.actions.iter().all(Action::needs_human));
+        let commands: Vec<String> = d.findings[0].plan.actions.iter().flat_map(Action::commands).collect();
+        assert!(commands[0].starts_with("# PRIORITY:"), "{commands:#?}");
+        assert!(commands.iter().any(|c| c.contains("--priority \"$PRIORITY\" --direction Inbound")), "{commands:#?}");
+        assert!(commands.iter().all(|c| !c.contains('<')), "{commands:#?}");
+    }
+
+    #[test]
+    fn a_missing_zone_is_created_linked_and_filled() {
+        let mut w = scenario("private-dns-missing");
+        w.remove(&zone_id());
+        let d = diagnose(&w);
+        assert_eq!(d.findings.iter().map(|f| f.code).collect::<Vec<_>>(), [FindingCode::PrivateDnsZoneNotLinked]);
+        let commands: Vec<String> = d.findings[0].plan.actions.iter().flat_map(Action::commands).collect();
+        assert!(commands[0].starts_with("az network private-dns zone create -g "), "{commands:#?}");
+        assert!(commands[1].starts_with("az network private-dns link vnet create -g "), "{commands:#?}");
+        assert!(commands[1].contains(&format!("-v {} -e false", aks_vnet_id())), "{commands:#?}");
+        assert!(
+            commands[2..].iter().all(|c| c.starts_with("az network private-endpoint dns-zone-group create")
+                && c.contains("--private-dns-zone /subscriptions/")),
+            "{commands:#?}"
+        );
     }
 
     #[test]

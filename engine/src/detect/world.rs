@@ -1433,3 +1433,16 @@ fn baselines_are_quiet() {
         assert!(crate::detect::diagnose(&ev).findings.is_empty(), "{}", w.name);
     }
 }
+
+#[test]
+fn every_command_is_exact() {
+    // No `<PLACEHOLDER>` a person would have to fill in: values are the evidence's, or named
+    // shell variables set by an earlier command or explained in a `#` line.
+    for w in scenarios() {
+        for f in crate::detect::diagnose(&w.evidence()).findings {
+            for c in f.plan.actions.iter().flat_map(crate::plan::Action::commands) {
+                assert!(!c.contains('<') && !c.contains('>'), "{}/{}: {c}", w.name, f.code);
+            }
+        }
+    }
+}

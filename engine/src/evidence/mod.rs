@@ -4,12 +4,16 @@
 //! Evidence is loaded from files ([`Evidence::load`]) or, by live collectors, filled directly.
 
 mod dump;
+mod identity;
 mod pull;
 mod pull_secret;
+mod select;
 
 pub use dump::{DumpError, load_dump};
+pub use identity::{EngineIdentity, PrincipalKind};
 pub use pull::{NodePlatform, PullFailure, pull_failures};
 pub use pull_secret::{PullSecret, RegistryLogin};
+pub use select::{LabelSelector, PodSelection, SelectError};
 
 use std::path::Path;
 
@@ -37,6 +41,8 @@ pub struct Evidence {
     pub azure: Inventory,
     /// The time the evidence describes (secret expiry is judged against it).
     pub now: Option<OffsetDateTime>,
+    /// Who pulldoctor ran as, when known (the fix for unavailable evidence names it).
+    pub engine_identity: Option<EngineIdentity>,
 }
 
 /// Why evidence could not be loaded.

@@ -225,7 +225,8 @@ impl Action {
                 )]
             }
             Action::AddRegistryIpRule { registry_id, ip } => {
-                vec![format!("az acr network-rule add --ids {registry_id} --ip-address {ip}")]
+                let (rg, name) = rg_and_name(registry_id);
+                vec![format!("az acr network-rule add --name {name} --resource-group {rg} --ip-address {ip}")]
             }
             Action::AllowNsgRule { nsg_id, rule_name, priority, destination, port } => {
                 let (rg, nsg) = rg_and_name(nsg_id);
@@ -255,9 +256,39 @@ impl Action {
                 }
                 c
             }
-            Action::ReplacePullSecret { namespace, secret_name, registry, .. } => vec![format!(
-                "kubectl -n {namespace} create secret docker-registry {secret_name} --docker-server={registry} --docker-username=<USER> --docker-password=<PASSWORD> --dry-run=client -o yaml | kubectl apply -f -"
-            )],
+            Action::ReplacePullSecret { namespace, secret_name, registry, credential_source } => {
+                let secret = |user: &str, password: &str| {
+                    format!(
+                        "kubectl create secret docker-registry {secret_name} -n {namespace} --docker-server={registry} --docker-username={user} --docker-password={password} --dry-run=client -o yaml | kubectl apply -f -"
+                    )
+                };
+                let registry_name = registry.split('.').next().unwrap_or(registry);
+                if credential_source.eq_ignore_ascii_case("adminCredentials") {
+                    vec![secret(
+                        &format!("\"$(az acr credential show -n {registry_name} --query username -o tsv)\""),
+                        &format!(
+                            "\"$(az acr credential show -n {registry_name} --query 'passwords[0].value' -o tsv)\""
+                        ),
+                    )]
+                } else if let Some(app_id) = credential_source
+                    .split_once(':')
+                    .filter(|(kind, _)| kind.eq_ignore_ascii_case("newServicePrincipalSecret"))
+                    .map(|(_, app)| app)
+                {
+                    // The same first line as the rotation before it: run once, one new secret.
+                    vec![
+                        format!("SECRET=$(az ad app credential reset --id {app_id} --append --query password -o tsv)"),
+                        secret(app_id, "\"$SECRET\""),
+                    ]
+                } else {
+                    vec![
+                        format!(
+                            "# REGISTRY_USERNAME, REGISTRY_PASSWORD: credentials for {registry} ({credential_source})"
+                        ),
+                        secret("\"$REGISTRY_USERNAME\"", "\"$REGISTRY_PASSWORD\""),
+                    ]
+                }
+            }
             Action::SetNodeSelector { workload, node_selector } => {
                 let sel: Vec<String> = node_selector.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
                 vec![format!(
@@ -317,6 +348,38 @@ mod tests {
         assert_eq!(v["registryId"].as_str().unwrap().rsplit('/').next(), Some("acr"));
         assert_eq!(serde_json::from_value::<Action>(v).unwrap(), a);
         assert_eq!(a.describe(), "allow 203.0.113.9 in the firewall of registry registries/acr");
-        assert!(a.commands()[0].starts_with("az acr network-rule add --ids /subscriptions/s/"));
+        assert_eq!(a.commands(), ["az acr network-rule add --name acr --resource-group rg --ip-address 203.0.113.9"]);
+    }
+
+    #[test]
+    fn pull_secret_commands_are_complete() {
+        let replace = |source: &str| Action::ReplacePullSecret {
+            namespace: "shop".into(),
+            secret_name: "acr-pull".into(),
+            registry: "acrshop.azurecr.io".into(),
+            credential_source: source.into(),
+        };
+        let app = "0f6c1d1e-2b3a-4c5d-8e9f-a0b1c2d3e4f5";
+        assert_eq!(
+            replace(&format!("newServicePrincipalSecret:{app}")).commands(),
+            [
+                format!("SECRET=$(az ad app credential reset --id {app} --append --query password -o tsv)"),
+                format!(
+                    "kubectl create secret docker-registry acr-pull -n shop --docker-server=acrshop.azurecr.io --docker-username={app} --docker-password=\"$SECRET\" --dry-run=client -o yaml | kubectl apply -f -"
+                ),
+            ]
+        );
+        // The rotation that comes first in the plan starts with the same line (shown once).
+        let rotate = Action::RotateServicePrincipalSecret { app_id: app.into(), cluster_id: None };
+        assert_eq!(rotate.commands()[0], replace(&format!("newServicePrincipalSecret:{app}")).commands()[0]);
+        assert_eq!(
+            replace("adminCredentials").commands(),
+            [
+                "kubectl create secret docker-registry acr-pull -n shop --docker-server=acrshop.azurecr.io --docker-username=\"$(az acr credential show -n acrshop --query username -o tsv)\" --docker-password=\"$(az acr credential show -n acrshop --query 'passwords[0].value' -o tsv)\" --dry-run=client -o yaml | kubectl apply -f -"
+            ]
+        );
+        for a in [replace("adminCredentials"), replace(&format!("newServicePrincipalSecret:{app}"))] {
+            assert!(a.commands().iter().all(|c| !c.contains('<')), "{:?}", a.commands());
+        }
     }
 }

@@ -20,11 +20,12 @@ pub const SCHEMA_VERSION: &str = "1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// No failing pull and no finding.
+    /// No failing pull and no cause found (meta findings such as `EVIDENCE_UNAVAILABLE` may
+    /// still be listed, as warnings).
     Healthy,
-    /// At least one finding.
+    /// At least one finding that names a cause.
     Findings,
-    /// Pulls fail but no detector named a cause.
+    /// Pulls fail but no detector named a cause (meta findings may still be listed).
     Undiagnosed,
 }
 
@@ -78,10 +79,14 @@ pub struct Report {
 impl Report {
     /// Builds the report of a diagnosis.
     pub fn from_diagnosis(diagnosis: &Diagnosis, unavailable: Vec<azure_model::inventory::Unavailable>) -> Self {
-        let status = match (diagnosis.findings.is_empty(), diagnosis.failures.is_empty()) {
-            (false, _) => Status::Findings,
-            (true, true) => Status::Healthy,
-            (true, false) => Status::Undiagnosed,
+        // Meta findings (EVIDENCE_UNAVAILABLE) name no cause: they are reported as warnings and
+        // never decide the verdict, so a healthy namespace stays healthy for a user who may not
+        // list nodes.
+        let causes = diagnosis.findings.iter().any(|f| f.code.is_cause());
+        let status = match (causes, diagnosis.failures.is_empty()) {
+            (true, _) => Status::Findings,
+            (false, true) => Status::Healthy,
+            (false, false) => Status::Undiagnosed,
         };
         Self {
             schema_version: SCHEMA_VERSION.to_string(),
@@ -118,6 +123,7 @@ pub fn schema_json() -> String {
 }
 
 /// Exit codes of `pulldoctor diagnose`: 0 healthy, 1 findings (or undiagnosed failures), 2 error.
+/// Meta findings (evidence pulldoctor could not read) never change the exit code.
 pub mod exit {
     /// Nothing wrong.
     pub const HEALTHY: u8 = 0;
@@ -134,5 +140,50 @@ impl Status {
             Status::Healthy => exit::HEALTHY,
             Status::Findings | Status::Undiagnosed => exit::FINDINGS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Confidence, FindingCode, Severity};
+    use crate::plan::Plan;
+
+    fn finding(code: FindingCode) -> Finding {
+        Finding {
+            code,
+            severity: Severity::Warning,
+            confidence: Confidence::High,
+            summary: "s".into(),
+            blamed: vec![],
+            evidence: vec![],
+            pods: vec![],
+            plan: Plan::default(),
+        }
+    }
+
+    #[test]
+    fn meta_findings_never_decide_the_verdict() {
+        let unavailable = vec![azure_model::inventory::Unavailable {
+            what: "kubernetes: nodes".into(),
+            reason: "403 Forbidden: nodes is forbidden".into(),
+        }];
+        // Nothing fails: healthy (exit 0), the warning kept.
+        let d = Diagnosis { failures: vec![], findings: vec![finding(FindingCode::EvidenceUnavailable)] };
+        let r = Report::from_diagnosis(&d, unavailable.clone());
+        assert_eq!(r.status, Status::Healthy);
+        assert_eq!(r.status.exit_code(), exit::HEALTHY);
+        assert_eq!(r.codes(), [FindingCode::EvidenceUnavailable]);
+        let text = render_text(&r);
+        assert!(text.starts_with("healthy: no pod is waiting on an image pull (1 warning(s)"), "{text}");
+        assert!(text.contains("EVIDENCE_UNAVAILABLE"), "{text}");
+        // A cause decides.
+        let d = Diagnosis {
+            failures: vec![],
+            findings: vec![finding(FindingCode::AcrPullRoleMissing), finding(FindingCode::EvidenceUnavailable)],
+        };
+        let r = Report::from_diagnosis(&d, unavailable);
+        assert_eq!(r.status, Status::Findings);
+        assert!(render_text(&r).starts_with("1 finding(s) for 0 failing pull(s) (1 warning(s)"), "{}", render_text(&r));
     }
 }

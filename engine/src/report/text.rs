@@ -7,12 +7,18 @@ use super::{Report, Status};
 /// Renders a report for a person.
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
+    let warnings = report.findings.iter().filter(|f| !f.code.is_cause()).count();
+    let warned = if warnings > 0 {
+        format!(" ({warnings} warning(s) about what pulldoctor could not read, below)")
+    } else {
+        String::new()
+    };
     match report.status {
         Status::Healthy => {
-            let _ = writeln!(out, "healthy: no pod is waiting on an image pull");
+            let _ = writeln!(out, "healthy: no pod is waiting on an image pull{warned}");
         }
         Status::Undiagnosed => {
-            let _ = writeln!(out, "{} failing pull(s), no known cause found:", report.failing.len());
+            let _ = writeln!(out, "{} failing pull(s), no known cause found{warned}:", report.failing.len());
             for f in &report.failing {
                 let _ = writeln!(
                     out,
@@ -22,7 +28,12 @@ pub fn render_text(report: &Report) -> String {
             }
         }
         Status::Findings => {
-            let _ = writeln!(out, "{} finding(s) for {} failing pull(s)", report.findings.len(), report.failing.len());
+            let _ = writeln!(
+                out,
+                "{} finding(s) for {} failing pull(s){warned}",
+                report.findings.len() - warnings,
+                report.failing.len()
+            );
         }
     }
     for (i, f) in report.findings.iter().enumerate() {
@@ -58,10 +69,17 @@ pub fn render_text(report: &Report) -> String {
                 "   fix{}:",
                 if f.plan.is_automatic() { " (pulldoctor fix --apply can do this)" } else { "" }
             );
+            // A command shared by consecutive actions (the `SECRET=$(...)` that both a secret
+            // rotation and the pull secret using it start with) is run once.
+            let mut shown: Vec<String> = Vec::new();
             for a in &f.plan.actions {
                 let _ = writeln!(out, "     * {}", a.describe());
                 for c in a.commands() {
+                    if shown.contains(&c) {
+                        continue;
+                    }
                     let _ = writeln!(out, "         $ {c}");
+                    shown.push(c);
                 }
             }
         }
