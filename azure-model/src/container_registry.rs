@@ -200,3 +200,28 @@ pub fn is_acr_login_server(host: &str) -> bool {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_values_are_case_insensitive() {
+        let with = |access: Option<&str>| RegistryProperties {
+            public_network_access: access.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(with(None).public_access_enabled());
+        assert!(with(Some("Enabled")).public_access_enabled());
+        for off in ["Disabled", "disabled", "DISABLED"] {
+            assert!(!with(Some(off)).public_access_enabled(), "{off}");
+        }
+        let abac =
+            RegistryProperties { role_assignment_mode: Some("abacrepositorypermissions".into()), ..Default::default() };
+        assert!(abac.abac_mode());
+        let set = NetworkRuleSet { default_action: "allow".into(), ip_rules: vec![] };
+        assert!(set.allows("192.0.2.1".parse().unwrap()));
+        let set = NetworkRuleSet { default_action: "deny".into(), ip_rules: vec![] };
+        assert!(!set.allows("192.0.2.1".parse().unwrap()));
+    }
+}

@@ -450,6 +450,23 @@ mod tests {
         assert!(nsg_denies_outbound(&nsg, ip("10.1.0.4"), ip("10.2.0.5"), 443).is_none());
         assert_eq!(nsg_denies_outbound(&nsg, ip("10.1.0.4"), ip("10.2.0.6"), 443).unwrap().name, "deny");
         assert!(nsg_denies_outbound(&nsg, ip("10.1.0.4"), ip("10.2.0.6"), 80).is_none());
+
+        // Enum values are case-insensitive in ARM: a rule stored as written still counts.
+        let lower = |r: Child<SecurityRuleProperties>| Child {
+            properties: SecurityRuleProperties {
+                access: r.properties.access.to_ascii_lowercase(),
+                direction: r.properties.direction.to_ascii_uppercase(),
+                protocol: r.properties.protocol.to_ascii_lowercase(),
+                ..r.properties
+            },
+            ..r
+        };
+        let nsg = NetworkSecurityGroupProperties {
+            security_rules: vec![lower(rule("deny", 200, "Deny", "10.2.0.0/24"))],
+            provisioning_state: None,
+        };
+        assert!(nsg.security_rules[0].properties.denies());
+        assert_eq!(nsg_denies_outbound(&nsg, ip("10.1.0.4"), ip("10.2.0.6"), 443).unwrap().name, "deny");
     }
 
     #[test]

@@ -300,6 +300,20 @@ fn dispatch(
             let start = parse(req.password_credential.start_date_time, "startDateTime")?;
             let end = parse(req.password_credential.end_date_time, "endDateTime")?;
             let now = cp.now();
+            // Entra refuses a credential whose validity ends before it starts (the start
+            // defaults to now, so an end in the past is refused): 400
+            // `KeyCredentialsInvalidEndDate` "Key credential end date is invalid.", the code and
+            // text Graph answers for invalid credential end dates (quoted in public Terraform and
+            // Graph client logs); the same check covers password credentials.
+            if let Some(end) = end
+                && end <= start.unwrap_or(now)
+            {
+                return Err(GraphFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "KeyCredentialsInvalidEndDate",
+                    "Key credential end date is invalid.",
+                ));
+            }
             let cred = cp
                 .mutate(|s| s.directory.add_password(key, req.password_credential.display_name, start, end, now))
                 .map_err(directory_failure)?;

@@ -138,6 +138,10 @@ pub(super) fn prepare(
         default_field(n, "networkPlugin", json!("azure"));
         default_field(n, "outboundType", json!("loadBalancer"));
         default_field(n, "loadBalancerSku", json!("standard"));
+        default_field(n, "serviceCidr", json!("10.0.0.0/16"));
+        default_field(n, "serviceCidrs", json!(["10.0.0.0/16"]));
+        default_field(n, "dnsServiceIP", json!("10.0.0.10"));
+        default_field(n, "ipFamilies", json!(["IPv4"]));
     }
     if network["outboundType"].as_str().is_some_and(|o| o.eq_ignore_ascii_case("loadBalancer")) {
         // Customer-provided outbound IPs are what egress uses; otherwise AKS manages one.
@@ -187,19 +191,30 @@ pub(super) fn prepare(
                 p.insert("currentOrchestratorVersion".into(), json!(version));
                 p.insert("provisioningState".into(), json!("Succeeded"));
                 p.insert("powerState".into(), json!({"code": "Running"}));
+                p.insert("eTag".into(), json!(new_etag()));
             }
             pool
         })
         .collect();
 
     let dns_prefix = value.pointer("/properties/dnsPrefix").and_then(Value::as_str).unwrap_or(&name).to_string();
+    let fqdn_suffix = format!("{}.hcp.{location}.azmk8s.io", &hash_digits(&id)[..8]);
+    // AKS's optimistic-concurrency tag: read-only, new on every write (a client sending the GET
+    // body back does not set it).
+    value["eTag"] = json!(new_etag());
     let p = props(value);
     p.insert("agentPoolProfiles".into(), json!(pools));
     p.insert("nodeResourceGroup".into(), json!(node_rg));
     p.insert("kubernetesVersion".into(), json!(version));
     p.insert("currentKubernetesVersion".into(), json!(version));
     p.insert("dnsPrefix".into(), json!(dns_prefix));
-    p.insert("fqdn".into(), json!(format!("{dns_prefix}-{}.hcp.{location}.azmk8s.io", &hash_digits(&id)[..8])));
+    p.insert("fqdn".into(), json!(format!("{dns_prefix}-{fqdn_suffix}")));
+    p.insert(
+        "azurePortalFQDN".into(),
+        json!(format!("{dns_prefix}-{}", fqdn_suffix.replacen(".hcp.", ".portal.hcp.", 1))),
+    );
+    default_field(p, "enableRBAC", json!(true));
+    p.insert("maxAgentPools".into(), json!(100));
     p.insert("networkProfile".into(), network);
     p.insert("powerState".into(), json!({"code": "Running"}));
     check_shape::<azure_model::Resource<ManagedClusterProperties>>(value)?;
@@ -207,6 +222,11 @@ pub(super) fn prepare(
         state.cluster_secrets.insert(key(&id), s);
     }
     Ok(())
+}
+
+/// A new `eTag` (AKS's are opaque short strings).
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
 /// Eight decimal digits derived from `text` (AKS names scale sets `aks-POOL-DIGITS-vmss`).
@@ -311,6 +331,7 @@ pub(super) fn reset_service_principal(
         ));
     }
     cluster["properties"]["servicePrincipalProfile"] = json!({ "clientId": req.client_id });
+    cluster["eTag"] = json!(new_etag());
     state.cluster_secrets.insert(key(id), Secret::new(req.secret));
     tracing::info!(%id, client_id = %req.client_id, "cluster service principal reset");
     Ok(empty(StatusCode::OK))

@@ -53,6 +53,12 @@ impl ArmFailure {
         )
     }
 
+    /// Microsoft.Network's own 404 (for the child resources it serves itself, e.g. a subnet):
+    /// `{"code": "NotFound", "message": "Resource {id} not found.", "details": []}`.
+    pub fn network_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("Resource {id} not found."))
+    }
+
     pub fn resource_group_not_found(rg: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found."))
     }

@@ -12,6 +12,7 @@ mod network;
 mod path;
 mod private_dns;
 mod resource_groups;
+mod validate;
 
 use std::sync::Arc;
 
@@ -401,7 +402,19 @@ fn get_item(
         }
         _ => state.store.get(id).cloned(),
     };
-    found.map(|v| reply(StatusCode::OK, v)).ok_or_else(|| ArmFailure::resource_not_found(id))
+    found.map(|v| reply(StatusCode::OK, v)).ok_or_else(|| missing(spec, id))
+}
+
+/// The 404 for a resource that does not exist. ARM answers `ResourceNotFound` for tracked
+/// resources; Microsoft.Network answers its own `NotFound` ("Resource {id} not found.") for
+/// the child resources it embeds (subnets, peerings, rules, routes).
+fn missing(spec: &TypeSpec, id: &str) -> ArmFailure {
+    match spec.placement {
+        Placement::Embedded(_) if spec.namespace().eq_ignore_ascii_case("Microsoft.Network") => {
+            ArmFailure::network_not_found(id)
+        }
+        _ => ArmFailure::resource_not_found(id),
+    }
 }
 
 fn child_named(child: &Value, name: &str) -> bool {
@@ -440,7 +453,7 @@ fn put_item(
         _ => state.store.get(id).cloned(),
     };
     let body = if patch {
-        let mut merged = existing.clone().ok_or_else(|| ArmFailure::resource_not_found(id))?;
+        let mut merged = existing.clone().ok_or_else(|| missing(spec, id))?;
         merge_patch(&mut merged, &body);
         merged
     } else {

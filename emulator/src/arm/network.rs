@@ -13,6 +13,7 @@ use azure_model::network::{
 use serde_json::{Value, json};
 
 use super::catalog::TypeSpec;
+use super::validate::{self, Provider, canonical};
 use super::{ArmFailure, Ctx, check_shape, default_field, last_segment, parent_id, props};
 use crate::state::State;
 use crate::state::derived::{children, upsert_child};
@@ -34,9 +35,9 @@ pub(super) fn prepare(
         types::PEERING => prepare_peering(state, value),
         types::PRIVATE_ENDPOINT => prepare_private_endpoint(ctx, state, value, existing),
         types::NETWORK_SECURITY_GROUP => prepare_with_children(value, existing, "securityRules", NSG_RULE, check_rule),
-        NSG_RULE => check_rule(value),
+        NSG_RULE => check_rule(value, ""),
         types::ROUTE_TABLE => prepare_with_children(value, existing, "routes", ROUTE, check_route),
-        ROUTE => check_shape::<Child<RouteProperties>>(value).map(|_| ()),
+        ROUTE => check_route(value, ""),
         types::PUBLIC_IP_ADDRESS => prepare_public_ip(state, value, existing),
         other => Err(ArmFailure::no_route(other)),
     }
@@ -76,21 +77,30 @@ fn prepare_with_children(
     existing: Option<&Value>,
     array: &str,
     child_type: &str,
-    check: fn(&Value) -> Result<(), ArmFailure>,
+    check: fn(&mut Value, &str) -> Result<(), ArmFailure>,
 ) -> Result<(), ArmFailure> {
     let id = id_of(value).to_string();
-    let list = match value.pointer(&format!("/properties/{array}")) {
+    let mut list = match value.pointer(&format!("/properties/{array}")) {
         Some(list) => embed(&id, array, child_type, list)?,
         None => existing.map(|e| children(e, array).to_vec()).unwrap_or_default(),
     };
-    for c in &list {
-        check(c)?;
+    for (i, c) in list.iter_mut().enumerate() {
+        check(c, &format!("properties.{array}[{i}]."))?;
     }
     props(value).insert(array.into(), json!(list));
     Ok(())
 }
 
-fn check_rule(value: &Value) -> Result<(), ArmFailure> {
+/// Checks a rule body (`path` is where it sits in the request, e.g. `properties.securityRules[0].`);
+/// enum values are canonicalised.
+fn check_rule(value: &mut Value, path: &str) -> Result<(), ArmFailure> {
+    for (field, e) in [
+        ("access", &validate::SECURITY_RULE_ACCESS),
+        ("direction", &validate::SECURITY_RULE_DIRECTION),
+        ("protocol", &validate::SECURITY_RULE_PROTOCOL),
+    ] {
+        canonical(value, &format!("/properties/{field}"), &format!("{path}properties.{field}"), e, Provider::Network)?;
+    }
     let rule: Child<SecurityRuleProperties> = check_shape(value)?;
     if !(100..=4096).contains(&rule.properties.priority) {
         return Err(ArmFailure::bad_request(
@@ -104,7 +114,14 @@ fn check_rule(value: &Value) -> Result<(), ArmFailure> {
     Ok(())
 }
 
-fn check_route(value: &Value) -> Result<(), ArmFailure> {
+fn check_route(value: &mut Value, path: &str) -> Result<(), ArmFailure> {
+    canonical(
+        value,
+        "/properties/nextHopType",
+        &format!("{path}properties.nextHopType"),
+        &validate::ROUTE_NEXT_HOP_TYPE,
+        Provider::Network,
+    )?;
     check_shape::<Child<RouteProperties>>(value).map(|_| ())
 }
 
@@ -475,8 +492,22 @@ fn prepare_public_ip(state: &State, value: &mut Value, existing: Option<&Value>)
                 })?
         }
     };
-    if value.get("sku").is_none() {
+    for (pointer, path, e) in [
+        ("/sku/name", "sku.name", &validate::PUBLIC_IP_SKU_NAME),
+        ("/sku/tier", "sku.tier", &validate::PUBLIC_IP_SKU_TIER),
+        (
+            "/properties/publicIPAllocationMethod",
+            "properties.publicIPAllocationMethod",
+            &validate::IP_ALLOCATION_METHOD,
+        ),
+        ("/properties/publicIPAddressVersion", "properties.publicIPAddressVersion", &validate::IP_VERSION),
+    ] {
+        canonical(value, pointer, path, e, Provider::Network)?;
+    }
+    if value.get("sku").is_none_or(Value::is_null) {
         value["sku"] = json!({"name": "Standard", "tier": "Regional"});
+    } else if let Some(sku) = value.get_mut("sku").and_then(Value::as_object_mut) {
+        default_field(sku, "tier", json!("Regional"));
     }
     let p = props(value);
     p.insert("ipAddress".into(), json!(address));

@@ -6,3 +6,4 @@ mod common;
 mod identity;
 mod registry;
 mod serve;
+mod validation;
