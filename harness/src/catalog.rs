@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::baseline::Baseline;
-use crate::diagnostic::{Diagnostic, closest, from_yaml_error};
+use crate::diagnostic::{Diagnostic, KeyPath, YamlDoc, closest, from_yaml_error};
 use crate::scenario::{Fault, Remediation, Scenario};
 
 /// A scenario with its file, source text and resolved baseline.
@@ -26,6 +26,8 @@ pub struct Catalog {
     pub entries: Vec<Entry>,
     /// Problems found, in file order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Scenario files that did not load (their problems are in `diagnostics`).
+    pub invalid: Vec<PathBuf>,
 }
 
 /// Where scenario and baseline files live under a project root.
@@ -90,11 +92,16 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
 pub fn load_baseline(path: &Path) -> Result<Baseline, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![Diagnostic::new(format!("cannot read baseline: {e}")).in_file(path)])?;
-    let baseline: Baseline = serde_saphyr::from_str(&text).map_err(|e| vec![from_yaml_error(path, &e)])?;
+    let baseline: Baseline = serde_saphyr::from_str(&text).map_err(|e| vec![from_yaml_error(path, &text, &e)])?;
+    let doc = YamlDoc::parse(&text);
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let mut diags = Vec::new();
     if baseline.name != stem {
-        let (l, c) = locate(&text, &baseline.name, Some("name:")).unwrap_or((1, 1));
+        let (l, c) = doc
+            .as_ref()
+            .and_then(|d| d.position(&KeyPath::of("name")))
+            .or_else(|| locate(&text, &baseline.name, Some("name:")))
+            .unwrap_or((1, 1));
         diags.push(
             Diagnostic::new(format!("baseline name `{}` differs from its file name `{stem}`", baseline.name))
                 .hint(format!("rename one of them; scenarios refer to baselines by file name (`baseline: {stem}`)"))
@@ -102,9 +109,8 @@ pub fn load_baseline(path: &Path) -> Result<Baseline, Vec<Diagnostic>> {
                 .at(l, c),
         );
     }
-    for d in baseline.check() {
-        let needle = d.message.split('`').nth(1).unwrap_or_default().to_string();
-        let (l, c) = locate(&text, &needle, None).unwrap_or((1, 1));
+    for (at, d) in baseline.check() {
+        let (l, c) = doc.as_ref().and_then(|doc| doc.locate(&at)).unwrap_or((1, 1));
         diags.push(d.in_file(path).at(l, c));
     }
     if diags.is_empty() { Ok(baseline) } else { Err(diags) }
@@ -113,10 +119,18 @@ pub fn load_baseline(path: &Path) -> Result<Baseline, Vec<Diagnostic>> {
 /// Checks a parsed scenario against its file name and baseline.
 pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let doc = YamlDoc::parse(text);
     let at = |needle: &str, after: Option<&str>| locate(text, needle, after).unwrap_or((1, 1));
+    // The value at `path`, else the key it belongs under, else the text search.
+    let at_path = |path: &str, needle: &str, after: Option<&str>| {
+        let path = KeyPath::of(path);
+        doc.as_ref()
+            .and_then(|d| d.position(&path).or_else(|| d.key_position(&path)))
+            .unwrap_or_else(|| at(needle, after))
+    };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if s.name != stem {
-        let (l, c) = at(&s.name, Some("name:"));
+        let (l, c) = at_path("name", &s.name, Some("name:"));
         out.push(
             Diagnostic::new(format!("scenario name `{}` differs from its file name `{stem}`", s.name))
                 .hint("rename one of them: `just scenario NAME` finds scenarios by file name")
@@ -125,7 +139,7 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
         );
     }
     if !s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || s.name.is_empty() {
-        let (l, c) = at(&s.name, Some("name:"));
+        let (l, c) = at_path("name", &s.name, Some("name:"));
         out.push(
             Diagnostic::new(format!("scenario name `{}` must be lowercase words joined by `-`", s.name))
                 .in_file(path)
@@ -133,17 +147,20 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
         );
     }
     if s.backends.is_empty() {
-        let (l, c) = at("backends", None);
+        let (l, c) = at_path("backends", "backends", None);
         out.push(Diagnostic::new("`backends` is empty: name at least one of host, kind, aks").in_file(path).at(l, c));
     }
     for (needle, d) in s.fault.check(baseline) {
-        let (l, c) = at(&needle, Some("fault:"));
+        let (l, c) = doc
+            .as_ref()
+            .and_then(|d| d.find_scalar(&KeyPath::of("fault"), &needle))
+            .unwrap_or_else(|| at(&needle, Some("fault:")));
         out.push(d.in_file(path).at(l, c));
     }
     let e = &s.expect;
     match (&s.fault, e.symptom) {
         (Fault::None, Some(_)) => {
-            let (l, c) = at("symptom", Some("expect:"));
+            let (l, c) = at_path("expect.symptom", "symptom", Some("expect:"));
             out.push(Diagnostic::new("a scenario without a fault cannot expect a symptom").in_file(path).at(l, c));
         }
         (f, None) if *f != Fault::None => {
@@ -164,13 +181,13 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
         );
     }
     if (s.fault == Fault::None) != (e.remediation == Remediation::None) {
-        let (l, c) = at("remediation", Some("expect:"));
+        let (l, c) = at_path("expect.remediation", "remediation", Some("expect:"));
         out.push(
             Diagnostic::new("`remediation: none` goes with `fault: none`, and only with it").in_file(path).at(l, c),
         );
     }
     if e.remediation == Remediation::Proposed && e.actions.is_empty() {
-        let (l, c) = at("remediation", Some("expect:"));
+        let (l, c) = at_path("expect.remediation", "remediation", Some("expect:"));
         out.push(
             Diagnostic::new(
                 "`remediation: proposed` needs `expect.actions`: the kinds of action that are the right fix",
@@ -182,7 +199,10 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
     }
     for code in &e.forbid {
         if e.findings.contains(code) {
-            let (l, c) = at(code.as_str(), Some("forbid"));
+            let (l, c) = doc
+                .as_ref()
+                .and_then(|d| d.find_scalar(&KeyPath::of("expect.forbid"), code.as_str()))
+                .unwrap_or_else(|| at(code.as_str(), Some("forbid")));
             out.push(Diagnostic::new(format!("{code} is both expected and forbidden")).in_file(path).at(l, c));
         }
     }
@@ -242,11 +262,44 @@ impl Catalog {
         for path in files {
             match load_scenario_file(&path, &baselines) {
                 Ok(entry) => cat.entries.push(entry),
-                Err(d) => cat.diagnostics.extend(d),
+                Err(d) => {
+                    cat.diagnostics.extend(d);
+                    cat.invalid.push(path);
+                }
             }
         }
         cat.entries.sort_by(|a, b| a.scenario.name.cmp(&b.scenario.name));
         cat
+    }
+
+    /// The diagnostics that concern a selection by `patterns` (as given to
+    /// [`Catalog::select`]): those of the scenario files the patterns name, of every baseline
+    /// (a scenario whose baseline is broken points at it), and those about no file. No patterns
+    /// concern everything.
+    pub fn diagnostics_for(&self, patterns: &[String]) -> Vec<&Diagnostic> {
+        let names_file = |d: &Diagnostic, p: &str| {
+            d.file.as_ref().is_some_and(|f| {
+                if is_path(p) {
+                    same_file(f, Path::new(p))
+                } else {
+                    f.file_stem().and_then(|s| s.to_str()).is_some_and(|stem| glob_match(p, stem))
+                }
+            })
+        };
+        let scenario_file = |d: &Diagnostic| {
+            d.file.as_ref().is_some_and(|f| {
+                self.invalid.iter().any(|i| same_file(i, f)) || self.entries.iter().any(|e| same_file(&e.path, f))
+            })
+        };
+        self.diagnostics
+            .iter()
+            .filter(|d| {
+                patterns.is_empty()
+                    || d.file.is_none()
+                    || !scenario_file(d)
+                    || patterns.iter().any(|p| names_file(d, p))
+            })
+            .collect()
     }
 
     /// Selects entries by names or globs (`vnet-*`) and tags. No patterns selects all.
@@ -267,6 +320,22 @@ impl Catalog {
                 return Err(Diagnostic::new(format!("scenario file `{p}` is not valid (errors above)")));
             }
             if !self.entries.iter().any(|e| matches(p, e)) {
+                let broken: Vec<String> = self
+                    .invalid
+                    .iter()
+                    .filter_map(|f| f.file_stem().and_then(|s| s.to_str()))
+                    .filter(|stem| glob_match(p, stem))
+                    .map(|stem| format!("`{stem}`"))
+                    .collect();
+                if !broken.is_empty() {
+                    let which = if broken.len() == 1 && !p.contains(['*', '?']) {
+                        format!("scenario `{p}` is invalid")
+                    } else {
+                        format!("`{p}` selects only invalid scenarios ({})", broken.join(", "))
+                    };
+                    return Err(Diagnostic::new(format!("{which}: fix the errors above"))
+                        .hint(format!("`pullproof validate {p}` checks it again")));
+                }
                 let names = self.entries.iter().map(|e| e.scenario.name.as_str());
                 let hint = closest(p, names)
                     .map(|c| format!("did you mean `{c}`? (`pullproof list` shows all)"))
@@ -284,7 +353,7 @@ fn load_scenario_file(
 ) -> Result<Entry, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![Diagnostic::new(format!("cannot read scenario: {e}")).in_file(path)])?;
-    let scenario = Scenario::from_yaml(&text).map_err(|e| vec![from_yaml_error(path, &e)])?;
+    let scenario = Scenario::from_yaml(&text).map_err(|e| vec![from_yaml_error(path, &text, &e)])?;
     let baseline = match baselines.get(&scenario.baseline) {
         Some(Ok(b)) => b.clone(),
         Some(Err(())) => {

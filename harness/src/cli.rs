@@ -240,10 +240,12 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
                         pullproof::catalog::glob_match(p, &e.scenario.name)
                     }
                 });
-                if !valid && !catalog.diagnostics.iter().any(|d| names_file(d, p)) && !pullproof::catalog::is_path(p) {
-                    if let Err(d) = catalog.select(std::slice::from_ref(p), &[]) {
-                        diags.push(d);
-                    }
+                if !valid
+                    && !catalog.diagnostics.iter().any(|d| names_file(d, p))
+                    && !pullproof::catalog::is_path(p)
+                    && let Err(d) = catalog.select(std::slice::from_ref(p), &[])
+                {
+                    diags.push(d);
                 }
             }
             if sel.output == Output::Json {
@@ -264,7 +266,12 @@ fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
         }
         Command::Plan { select, backend, requests, subscription } => {
             let catalog = Catalog::load_with(layout, &select.names);
-            let entries = catalog.select(&select.names, &select.tags).map_err(|d| vec![d])?;
+            // A selection that names a broken file fails with that file's own errors first.
+            let entries = catalog.select(&select.names, &select.tags).map_err(|d| {
+                let mut diags: Vec<Diagnostic> = catalog.diagnostics_for(&select.names).into_iter().cloned().collect();
+                diags.push(d);
+                diags
+            })?;
             let backend = BackendKind::from(backend);
             let plans: Vec<RunPlan> = entries.iter().map(|e| RunPlan::new(e, backend)).collect();
             let unsupported: Vec<&str> = entries

@@ -42,6 +42,11 @@ fn every_finding_code_has_exactly_one_scenario() {
     assert!(healthy.scenario.expect.findings.is_empty());
 }
 
+/// The shape of every inverse, for every fault. That each inverse really undoes its fault is
+/// checked against the emulator in `emulator_provision.rs`
+/// (`every_fault_touching_azure_is_undone_by_its_inverse`: provision, export, fault, inverse,
+/// export, compare) for every fault that touches Azure; cluster-only faults (`setImage`, whose
+/// inverse `restoreWorkload` puts back the baseline's workload) are checked here only.
 #[test]
 fn every_fault_has_an_inverse_that_undoes_it() {
     for e in &real().entries {
@@ -52,6 +57,9 @@ fn every_fault_has_an_inverse_that_undoes_it() {
         } else {
             assert_ne!(inv, Mutation::Nothing, "{}", e.scenario.name);
             assert_ne!(fwd, inv, "{}", e.scenario.name);
+            if matches!(e.scenario.fault, Fault::SetImage { .. }) {
+                assert_eq!(inv, Mutation::RestoreWorkload, "{}", e.scenario.name);
+            }
         }
     }
 }
@@ -221,6 +229,188 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "scenarios/nsg-blocks-registry.yaml",
     "`expect.symptom` is missing"
 )]
+#[case::baseline_misspelt_os(
+    "private-registry.yaml",
+    "os: Linux",
+    "os: Lunix",
+    "fixtures/baselines/private-registry.yaml:13:30: unknown value `Lunix` for `cluster.pools[0].os`",
+    "did you mean `Linux`?"
+)]
+#[case::baseline_misspelt_access(
+    "private-registry.yaml",
+    "access: Allow",
+    "access: Alow",
+    "fixtures/baselines/private-registry.yaml:43:58: unknown value `Alow` for `nsgs[0].rules[0].access`",
+    "did you mean `Allow`?"
+)]
+#[case::baseline_misspelt_direction(
+    "private-registry.yaml",
+    "access: Allow",
+    "access: Allow, direction: Outbund",
+    "fixtures/baselines/private-registry.yaml:43:76: unknown value `Outbund` for `nsgs[0].rules[0].direction`",
+    "did you mean `Outbound`?"
+)]
+#[case::baseline_misspelt_protocol(
+    "private-registry.yaml",
+    "access: Allow",
+    "access: Allow, protocol: Tpc",
+    "fixtures/baselines/private-registry.yaml:43:75: unknown value `Tpc` for `nsgs[0].rules[0].protocol`",
+    "did you mean `Tcp`?"
+)]
+#[case::baseline_misspelt_next_hop(
+    "private-registry.yaml",
+    "nextHopType: VnetLocal",
+    "nextHopType: VnetLokal",
+    "fixtures/baselines/private-registry.yaml:48:63: unknown value `VnetLokal` for `routeTables[0].routes[0].nextHopType`",
+    "did you mean `VnetLocal`?"
+)]
+#[case::baseline_misspelt_default_action(
+    "firewalled-registry.yaml",
+    "defaultAction: Deny",
+    "defaultAction: Deni",
+    "fixtures/baselines/firewalled-registry.yaml:18:20: unknown value `Deni` for `registry.firewall.defaultAction`",
+    "did you mean `Deny`?"
+)]
+#[case::baseline_misspelt_sku(
+    "private-registry.yaml",
+    "  publicNetworkAccess: false\n",
+    "  publicNetworkAccess: false\n  sku: Premum\n",
+    "fixtures/baselines/private-registry.yaml:19:8: unknown value `Premum` for `registry.sku`",
+    "did you mean `Premium`?"
+)]
+#[case::baseline_misspelt_role_assignment_mode(
+    "private-registry.yaml",
+    "  publicNetworkAccess: false\n",
+    "  publicNetworkAccess: false\n  roleAssignmentMode: AbacRepositoryPermission\n",
+    "fixtures/baselines/private-registry.yaml:19:23: unknown value `AbacRepositoryPermission` for `registry.roleAssignmentMode`",
+    "did you mean `AbacRepositoryPermissions`?"
+)]
+#[case::baseline_public_access_not_a_bool(
+    "private-registry.yaml",
+    "publicNetworkAccess: false",
+    "publicNetworkAccess: Disabled",
+    "fixtures/baselines/private-registry.yaml:18:24: `registry.publicNetworkAccess` must be true or false",
+    "found `Disabled`"
+)]
+#[case::fault_rule_misspelt_access(
+    "nsg-blocks-registry.yaml",
+    "access: Deny",
+    "access: Deney",
+    "scenarios/nsg-blocks-registry.yaml:13:62: unknown value `Deney` for `fault.addNsgRule.rule.access`",
+    "did you mean `Deny`?"
+)]
+#[case::fault_route_misspelt_next_hop(
+    "route-table-blackhole.yaml",
+    "nextHopType: None",
+    "nextHopType: Nothing",
+    "scenarios/route-table-blackhole.yaml:14:82: unknown value `Nothing` for `fault.addRoute.route.nextHopType`",
+    ""
+)]
+#[case::baseline_vnet_link_typo_points_at_the_link(
+    "private-registry.yaml",
+    "links: [aks-vnet, hub-vnet]",
+    "links: [aks-vnt, hub-vnet]",
+    "fixtures/baselines/private-registry.yaml:38:13: private DNS zone `privatelink.azurecr.io` names vnet `aks-vnt`",
+    "did you mean `aks-vnet`?"
+)]
+#[case::baseline_nsg_typo_points_at_the_subnet(
+    "private-registry.yaml",
+    "nsg: aks-nodes-nsg,",
+    "nsg: aks-nodes-nsq,",
+    "fixtures/baselines/private-registry.yaml:27:50: subnet `aks-vnet/nodes` names NSG `aks-nodes-nsq`, which is not declared",
+    "did you mean `aks-nodes-nsg`?"
+)]
+#[case::baseline_route_table_typo(
+    "private-registry.yaml",
+    "routeTable: aks-nodes-routes }",
+    "routeTable: aks-node-routes }",
+    "fixtures/baselines/private-registry.yaml:27:77: subnet `aks-vnet/nodes` names route table `aks-node-routes`",
+    "did you mean `aks-nodes-routes`?"
+)]
+#[case::baseline_peering_typo_points_at_the_second_vnet(
+    "private-registry.yaml",
+    "between: [aks-vnet, hub-vnet]",
+    "between: [aks-vnet, hub-vnt]",
+    "fixtures/baselines/private-registry.yaml:34:25: a peering names vnet `hub-vnt`",
+    "did you mean `hub-vnet`?"
+)]
+#[case::baseline_egress_ip_typo(
+    "private-registry.yaml",
+    "egressIps: [aks-egress]",
+    "egressIps: [aks-egres]",
+    "fixtures/baselines/private-registry.yaml:14:15: cluster egress names public IP `aks-egres`",
+    "did you mean `aks-egress`?"
+)]
+#[case::findings_not_a_list(
+    "acrpull-role-missing.yaml",
+    "findings: [ACR_PULL_ROLE_MISSING]",
+    "findings: ACR_PULL_ROLE_MISSING",
+    "scenarios/acrpull-role-missing.yaml:15:13: `expect.findings` must be a list of finding codes, e.g. [ACR_PULL_ROLE_MISSING]",
+    "`findings: [ACR_PULL_ROLE_MISSING]`"
+)]
+#[case::fault_is_a_list(
+    "acrpull-role-missing.yaml",
+    "fault:\n  deleteRoleAssignment: { principal: kubelet, role: AcrPull }",
+    "fault: []",
+    "scenarios/acrpull-role-missing.yaml:11:8: `fault` must name one fault kind with its fields",
+    "found a list"
+)]
+#[case::fault_kind_without_fields(
+    "acrpull-role-missing.yaml",
+    "fault:\n  deleteRoleAssignment: { principal: kubelet, role: AcrPull }",
+    "fault: deleteRoleAssignment",
+    "scenarios/acrpull-role-missing.yaml:12:1: fault `deleteRoleAssignment` needs its fields",
+    "`deleteRoleAssignment: { ... }`"
+)]
+#[case::budgets_not_a_mapping(
+    "acrpull-role-missing.yaml",
+    "budgets: { inject: 1m, diagnose: 30s, remediate: 1m, recover: 2m }",
+    "budgets: 5",
+    "scenarios/acrpull-role-missing.yaml:18:10: `budgets` must be a mapping of phase to duration, e.g. { inject: 1m",
+    "found `5`"
+)]
+#[case::two_faults(
+    "acrpull-role-missing.yaml",
+    "  deleteRoleAssignment: { principal: kubelet, role: AcrPull }\n",
+    "  deleteRoleAssignment: { principal: kubelet, role: AcrPull }\n  setImage: { image: x }\n",
+    "scenarios/acrpull-role-missing.yaml:13:3: a scenario has exactly one fault: found `deleteRoleAssignment` and `setImage`",
+    "a scenario of its own"
+)]
+#[case::duplicate_fault_key(
+    "acrpull-role-missing.yaml",
+    "expect:\n",
+    "fault: none\nexpect:\n",
+    "scenarios/acrpull-role-missing.yaml:13:1: duplicate key `fault`",
+    "a scenario has exactly one fault"
+)]
+#[case::duplicate_nested_key(
+    "acrpull-role-missing.yaml",
+    "  remediation: automatic\n",
+    "  remediation: automatic\n  symptom: forbidden\n",
+    "scenarios/acrpull-role-missing.yaml:18:3: duplicate key `symptom` in `expect`",
+    "keep one `symptom:`"
+)]
+#[case::list_item_not_a_mapping(
+    "private-registry.yaml",
+    "pools:\n    - { name: nodepool1, os: Linux, subnet: aks-vnet/nodes }",
+    "pools: [nodepool1]",
+    "fixtures/baselines/private-registry.yaml:12:11: `cluster.pools[0]` must be a mapping of `key: value` pairs",
+    "found `nodepool1`"
+)]
+#[case::baseline_list_not_a_list(
+    "private-registry.yaml",
+    "links: [aks-vnet, hub-vnet]",
+    "links: aks-vnet",
+    "fixtures/baselines/private-registry.yaml:38:12: `privateDnsZones[0].links` must be a list of VNet names, e.g. [aks-vnet]",
+    "`links: [aks-vnet]`"
+)]
+#[case::missing_field_names_its_mapping(
+    "acrpull-role-missing.yaml",
+    "{ principal: kubelet, role: AcrPull }",
+    "{ principal: kubelet }",
+    "scenarios/acrpull-role-missing.yaml:12:27: missing field `role` in `fault.deleteRoleAssignment`",
+    ""
+)]
 fn bad_files_are_located(
     #[case] file: &str,
     #[case] from: &str,
@@ -233,4 +423,26 @@ fn bad_files_are_located(
         diags.iter().any(|d| d.starts_with(want) && d.contains(hint)),
         "wanted `{want}` with `{hint}`, got {diags:#?}"
     );
+}
+
+#[test]
+fn yaml_errors_never_mention_library_internals() {
+    for (from, to) in [
+        ("expect:\n", "fault: none\nexpect:\n"),
+        (
+            "  deleteRoleAssignment: { principal: kubelet, role: AcrPull }\n",
+            "  deleteRoleAssignment: { principal: kubelet, role: AcrPull }\n  setImage: { image: x }\n",
+        ),
+        ("fault:\n  deleteRoleAssignment: { principal: kubelet, role: AcrPull }", "fault: []"),
+        ("findings: [ACR_PULL_ROLE_MISSING]", "findings: ACR_PULL_ROLE_MISSING"),
+        ("budgets: { inject: 1m, diagnose: 30s, remediate: 1m, recover: 2m }", "budgets: 5"),
+    ] {
+        let diags = broken("acrpull-role-missing.yaml", from, to);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        for internal in
+            ["DuplicateKeyPolicy", "Options", "externally tagged", "sequence start", "mapping start", "enum variant"]
+        {
+            assert!(!diags[0].contains(internal), "`{internal}` in {}", diags[0]);
+        }
+    }
 }

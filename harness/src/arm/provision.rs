@@ -209,7 +209,7 @@ pub fn security_rule(r: &crate::baseline::SecurityRule) -> Value {
     json!({
         "name": r.name,
         "properties": {
-            "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": r.port,
+            "protocol": r.protocol, "sourcePortRange": "*", "destinationPortRange": r.port,
             "sourceAddressPrefix": "*", "destinationAddressPrefix": r.destination,
             "access": r.access, "priority": r.priority, "direction": r.direction
         }

@@ -97,9 +97,9 @@ pub enum ClusterIdentity {
 pub struct NodePool {
     /// Pool name.
     pub name: String,
-    /// `Linux` or `Windows`.
-    #[serde(default = "linux")]
-    pub os: String,
+    /// `Linux` (default) or `Windows`.
+    #[serde(default)]
+    pub os: OsType,
     /// Node count.
     #[serde(default = "one")]
     pub count: u32,
@@ -107,9 +107,6 @@ pub struct NodePool {
     pub subnet: String,
 }
 
-fn linux() -> String {
-    "Linux".into()
-}
 fn one() -> u32 {
     1
 }
@@ -122,9 +119,9 @@ pub struct Registry {
     pub name: String,
     /// Its resource group.
     pub resource_group: String,
-    /// `Basic`, `Standard` or `Premium`.
-    #[serde(default = "premium")]
-    pub sku: String,
+    /// `Basic`, `Standard` or `Premium` (default).
+    #[serde(default)]
+    pub sku: RegistrySku,
     /// Whether the admin user is enabled.
     #[serde(default)]
     pub admin_user_enabled: bool,
@@ -135,8 +132,8 @@ pub struct Registry {
     #[serde(default)]
     pub firewall: Option<Firewall>,
     /// `LegacyRegistryPermissions` (default) or `AbacRepositoryPermissions`.
-    #[serde(default = "legacy")]
-    pub role_assignment_mode: String,
+    #[serde(default)]
+    pub role_assignment_mode: RoleAssignmentMode,
     /// A private endpoint, if the registry has one.
     #[serde(default)]
     pub private_endpoint: Option<PrivateEndpoint>,
@@ -144,14 +141,8 @@ pub struct Registry {
     pub repositories: Vec<Repository>,
 }
 
-fn premium() -> String {
-    "Premium".into()
-}
 fn yes() -> bool {
     true
-}
-fn legacy() -> String {
-    "LegacyRegistryPermissions".into()
 }
 
 impl Registry {
@@ -166,7 +157,7 @@ impl Registry {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Firewall {
     /// `Allow` or `Deny`.
-    pub default_action: String,
+    pub default_action: Access,
     /// Allowed sources: a public IP name from `publicIps`, or a literal address/CIDR.
     #[serde(default)]
     pub allow: Vec<String>,
@@ -272,7 +263,7 @@ pub struct NetworkSecurityGroup {
     pub rules: Vec<SecurityRule>,
 }
 
-/// An NSG rule (TCP).
+/// An NSG rule (TCP unless `protocol` says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecurityRule {
@@ -280,11 +271,14 @@ pub struct SecurityRule {
     pub name: String,
     /// 100..4096.
     pub priority: u32,
-    /// `Inbound` or `Outbound`.
+    /// `Inbound` or `Outbound` (default).
     #[serde(default = "outbound")]
-    pub direction: String,
+    pub direction: Direction,
     /// `Allow` or `Deny`.
-    pub access: String,
+    pub access: Access,
+    /// `Tcp` (default), `Udp`, `Icmp` or `*` (any).
+    #[serde(default, skip_serializing_if = "Protocol::is_tcp")]
+    pub protocol: Protocol,
     /// Destination CIDR, address or `*`.
     pub destination: String,
     /// Destination port or `*`.
@@ -292,8 +286,8 @@ pub struct SecurityRule {
     pub port: String,
 }
 
-fn outbound() -> String {
-    "Outbound".into()
+fn outbound() -> Direction {
+    Direction::Outbound
 }
 fn https_port() -> String {
     "443".into()
@@ -320,8 +314,8 @@ pub struct Route {
     pub name: String,
     /// Destination prefix.
     pub address_prefix: String,
-    /// `VnetLocal`, `VirtualNetworkGateway`, `Internet`, `VirtualAppliance`, `None`.
-    pub next_hop_type: String,
+    /// `VnetLocal`, `VirtualNetworkGateway`, `Internet`, `VirtualAppliance` or `None`.
+    pub next_hop_type: NextHopType,
 }
 
 /// A public IP.
@@ -425,4 +419,163 @@ pub enum PullSecretSource {
         /// The application's name.
         application: String,
     },
+}
+
+/// Enums whose values are Azure's own spellings: each serializes as its ARM value, displays as
+/// it, and reads as a `&str` where code compares spellings.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $wire:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value as ARM spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// A node pool's operating system (`osType`).
+    #[derive(Default)]
+    OsType {
+        /// Linux nodes.
+        #[default]
+        Linux = "Linux",
+        /// Windows nodes.
+        Windows = "Windows",
+    }
+}
+
+wire_enum! {
+    /// The registry's SKU (`sku.name`).
+    #[derive(Default)]
+    RegistrySku {
+        /// Basic.
+        Basic = "Basic",
+        /// Standard.
+        Standard = "Standard",
+        /// Premium: the only SKU with private endpoints and firewall rules.
+        #[default]
+        Premium = "Premium",
+    }
+}
+
+wire_enum! {
+    /// Who a registry's role assignments grant access to (`roleAssignmentMode`).
+    #[derive(Default)]
+    RoleAssignmentMode {
+        /// Classic registry roles (`AcrPull`...).
+        #[default]
+        LegacyRegistryPermissions = "LegacyRegistryPermissions",
+        /// ABAC: repository-scoped roles (`Container Registry Repository Reader`...).
+        AbacRepositoryPermissions = "AbacRepositoryPermissions",
+    }
+}
+
+wire_enum! {
+    /// Allow or deny: an NSG rule's `access`, a registry firewall's `defaultAction`.
+    Access {
+        /// Allow.
+        Allow = "Allow",
+        /// Deny.
+        Deny = "Deny",
+    }
+}
+
+wire_enum! {
+    /// The direction of traffic an NSG rule applies to.
+    Direction {
+        /// Traffic into the subnet.
+        Inbound = "Inbound",
+        /// Traffic out of the subnet.
+        Outbound = "Outbound",
+    }
+}
+
+wire_enum! {
+    /// The protocol an NSG rule matches.
+    #[derive(Default)]
+    Protocol {
+        /// TCP.
+        #[default]
+        Tcp = "Tcp",
+        /// UDP.
+        Udp = "Udp",
+        /// ICMP.
+        Icmp = "Icmp",
+        /// Any protocol.
+        Any = "*",
+    }
+}
+
+impl Protocol {
+    /// Whether this is TCP (the default, left out when serializing).
+    pub fn is_tcp(&self) -> bool {
+        *self == Protocol::Tcp
+    }
+
+    /// How people write it: `TCP`, `UDP`, `ICMP`, `any-protocol`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Icmp => "ICMP",
+            Protocol::Any => "any-protocol",
+        }
+    }
+}
+
+wire_enum! {
+    /// Where a route sends matching traffic.
+    NextHopType {
+        /// A VPN or ExpressRoute gateway.
+        VirtualNetworkGateway = "VirtualNetworkGateway",
+        /// Within the VNet (and its peers).
+        VnetLocal = "VnetLocal",
+        /// The internet.
+        Internet = "Internet",
+        /// A network virtual appliance.
+        VirtualAppliance = "VirtualAppliance",
+        /// Nowhere: the traffic is dropped.
+        None = "None",
+    }
 }

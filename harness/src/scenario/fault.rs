@@ -221,7 +221,7 @@ impl Fault {
             Fault::None => Mutation::Nothing,
             Fault::DeleteRoleAssignment { principal, role } => Mutation::CreateRoleAssignment { principal, role },
             Fault::SetRegistryRoleAssignmentMode { .. } => {
-                Mutation::SetRegistryRoleAssignmentMode { mode: baseline.registry.role_assignment_mode.clone() }
+                Mutation::SetRegistryRoleAssignmentMode { mode: baseline.registry.role_assignment_mode.to_string() }
             }
             Fault::ExpireApplicationSecret { application } => {
                 let expires = baseline
@@ -399,8 +399,14 @@ impl Mutation {
                 format!("delete peering {from} -> {to}{}", if *both_sides { " and its reverse" } else { "" })
             }
             Mutation::AddNsgRule { nsg, rule } => format!(
-                "add {} rule {} (priority {}, {} TCP {}:{}) to NSG {nsg}",
-                rule.access, rule.name, rule.priority, rule.direction, rule.destination, rule.port
+                "add {} rule {} (priority {}, {} {} {}:{}) to NSG {nsg}",
+                rule.access,
+                rule.name,
+                rule.priority,
+                rule.direction,
+                rule.protocol.label(),
+                rule.destination,
+                rule.port
             ),
             Mutation::DeleteNsgRule { nsg, rule } => format!("delete rule {rule} from NSG {nsg}"),
             Mutation::AddRoute { route_table, route } => format!(
