@@ -50,7 +50,8 @@ explain MESSAGE *ARGS:
 schema:
     {{pullproof}} schema scenario --write
     {{pullproof}} schema baseline --write
-    {{pulldoctor}} schema > engine/schema/report.schema.json
+    {{pulldoctor}} schema report > engine/schema/report.schema.json
+    {{pulldoctor}} schema explain > engine/schema/explain.schema.json
 
 # Run the whole test suite (what CI runs).
 test:

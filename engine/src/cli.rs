@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pulldoctor::apply;
 use pulldoctor::collect::{self, AzureConfig, KubeOptions, Selection, Target};
 use pulldoctor::credential::AzureAuth;
-use pulldoctor::detect::candidates;
 use pulldoctor::evidence::{EngineIdentity, PodSelection, PrincipalKind};
+use pulldoctor::explain::Explanation;
 use pulldoctor::report::{self, exit, render_text};
 use pulldoctor::symptom::Symptom;
 use pulldoctor::{Evidence, diagnose};
@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Explain one kubelet/containerd image-pull message: symptom class, parsed fields, likely causes.
     Explain {
-        /// The message, e.g. copied from `kubectl describe pod`.
+        /// The message, e.g. copied from `kubectl describe pod`; `-` reads it from stdin (for
+        /// messages longer than the command line allows).
         message: String,
         /// Output format.
         #[arg(long, short, value_enum, default_value = "text")]
@@ -65,8 +66,20 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Print the JSON Schema of the report (the engine contract).
-    Schema,
+    /// Print a JSON Schema: of the report (the engine contract, the default) or of `explain -o json`.
+    Schema {
+        /// Which document.
+        #[arg(value_enum, default_value = "report")]
+        document: SchemaDoc,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum SchemaDoc {
+    /// `diagnose -o json` (engine/schema/report.schema.json).
+    Report,
+    /// `explain -o json` (engine/schema/explain.schema.json).
+    Explain,
 }
 
 /// Where the evidence comes from.
@@ -171,13 +184,21 @@ pub fn main() -> ExitCode {
     }
     match cli.command {
         Command::Explain { message, output } => {
-            let symptom = Symptom::parse(&message);
-            let ranked = candidates(&symptom);
-            if output == Output::Json {
-                let doc = serde_json::json!({ "symptom": symptom, "candidates": ranked });
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            let message = if message == "-" {
+                let mut text = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                    eprintln!("error: cannot read the message from stdin: {e}");
+                    return ExitCode::from(exit::ERROR);
+                }
+                text
             } else {
-                print!("{}", explain_text(&symptom, &ranked));
+                message
+            };
+            let explanation = Explanation::of(message.trim());
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+            } else {
+                print!("{}", explain_text(&explanation.symptom, &explanation.candidates));
             }
             ExitCode::SUCCESS
         }
@@ -201,8 +222,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(report.status.exit_code())
         }
         Command::Fix { source, apply, yes, output } => fix(&source, apply, yes, output),
-        Command::Schema => {
-            print!("{}", report::schema_json());
+        Command::Schema { document } => {
+            match document {
+                SchemaDoc::Report => print!("{}", report::schema_json()),
+                SchemaDoc::Explain => print!("{}", pulldoctor::explain::schema_json()),
+            }
             ExitCode::SUCCESS
         }
     }

@@ -28,6 +28,7 @@ pub mod collect;
 pub mod credential;
 pub mod detect;
 pub mod evidence;
+pub mod explain;
 pub mod finding;
 pub mod plan;
 pub mod report;

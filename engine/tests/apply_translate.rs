@@ -294,3 +294,43 @@ fn derived_bodies() {
             .body(&[], &bindings);
     assert!(missing.is_err());
 }
+
+#[tokio::test]
+async fn merged_steps_print_each_command_and_service_once() {
+    let inv = inventory();
+    let actions = vec![
+        Action::RotateServicePrincipalSecret { app_id: "app2".into(), cluster_id: None },
+        Action::ReplacePullSecret {
+            namespace: "shop".into(),
+            secret_name: "sp".into(),
+            registry: "acr.azurecr.io".into(),
+            credential_source: "newServicePrincipalSecret:app2".into(),
+        },
+    ];
+    let raw: Vec<String> = actions.iter().flat_map(|a| a.commands()).collect();
+    let actions_commands_len = |a: &[Action]| a.iter().map(|a| a.commands().len()).sum::<usize>();
+    let steps = translate(&actions, &ctx(&inv));
+    assert_eq!(steps.len(), 1);
+    let executor = pulldoctor::apply::Executor {
+        connections: pulldoctor::apply::Connections::default(),
+        apply: false,
+        now: OffsetDateTime::now_utc(),
+    };
+    let audit = executor.run(&steps).await;
+    let rec = &audit.records[0];
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &rec.commands {
+        assert!(seen.insert(c), "printed twice: {c}\n{:#?}", rec.commands);
+    }
+    // Every distinct line is kept, in the order it first appears.
+    let mut expected = Vec::new();
+    for c in raw {
+        if !expected.contains(&c) {
+            expected.push(c);
+        }
+    }
+    assert_eq!(rec.commands, expected);
+    assert!(expected.len() < actions_commands_len(&actions), "the actions share a line (e.g. SECRET=)");
+    let note = rec.note.as_deref().unwrap();
+    assert_eq!(note, "no connection to Graph, Kubernetes to check or change it");
+}

@@ -121,3 +121,33 @@ fn secrets_are_really_in_the_fixtures() {
         s.data.as_ref().is_some_and(|d| d.values().any(|v| String::from_utf8_lossy(&v.0).contains(SECRET)))
     }));
 }
+
+#[test]
+fn evidence_debug_prints_no_secret_value() {
+    use base64::Engine as _;
+    for fixture in ["pull-secret-sp-invalid", "pull-secret-admin-stale"] {
+        let mut evidence = load(&fixtures().join(fixture));
+        assert!(!evidence.secrets.is_empty(), "{fixture}");
+        // `kubectl apply` copies the whole secret into an annotation.
+        let applied = serde_json::to_string(&evidence.secrets[0]).unwrap();
+        evidence.secrets[0]
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("kubectl.kubernetes.io/last-applied-configuration".into(), applied);
+        let debug = format!("{evidence:?}");
+        let pretty = format!("{evidence:#?}");
+        for s in &evidence.secrets {
+            for v in s.data.iter().flat_map(|d| d.values()) {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&v.0);
+                for out in [&debug, &pretty] {
+                    assert!(!out.contains(&b64), "{fixture}: a secret's data leaks");
+                }
+            }
+        }
+        for out in [&debug, &pretty] {
+            assert!(!out.contains(SECRET), "{fixture}: the password leaks");
+            assert!(out.contains(".dockerconfigjson: <redacted>"), "{fixture}: the keys stay visible");
+        }
+    }
+}

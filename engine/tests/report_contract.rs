@@ -120,3 +120,20 @@ fn already_fixed_is_part_of_the_contract() {
     assert!(!r.already_fixed);
     assert!(!serde_json::to_string(&r).unwrap().contains("alreadyFixed"));
 }
+
+#[test]
+fn unreadable_graph_leaves_a_managed_identity_finding_alone() {
+    let dir = root().join("fixtures/evidence/acrpull-role-missing");
+    let mut evidence = pulldoctor::Evidence::load(&dir.join("dump"), Some(&dir.join("azure.json"))).unwrap();
+    let before = pulldoctor::collect::report(&pulldoctor::diagnose(&evidence), &evidence);
+    evidence.azure.unavailable.push(azure_model::inventory::Unavailable {
+        what: "azure: microsoft graph".into(),
+        reason: "not read (--no-graph)".into(),
+    });
+    let after = pulldoctor::collect::report(&pulldoctor::diagnose(&evidence), &evidence);
+    let role = |r: &pulldoctor::Report| {
+        r.findings.iter().find(|f| f.code == pulldoctor::FindingCode::AcrPullRoleMissing).unwrap().clone()
+    };
+    assert_eq!(role(&after).confidence, role(&before).confidence);
+    assert!(!role(&after).evidence.iter().any(|e| e.contains("evidence unavailable")));
+}

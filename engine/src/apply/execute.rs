@@ -130,7 +130,9 @@ impl Executor {
 
     async fn run_step(&self, step: &Step) -> AuditRecord {
         let at = OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let commands: Vec<String> = step.actions.iter().flat_map(|a| a.commands()).collect();
+        // A merged step (rotate a secret, then replace the pull secret holding it) shares lines
+        // such as `SECRET=$(...)`: each is printed once, in order.
+        let commands = dedup(step.actions.iter().flat_map(|a| a.commands()));
         let mut rec = AuditRecord {
             what: step.summary.clone(),
             target: step.target.clone(),
@@ -148,14 +150,14 @@ impl Executor {
             rec.commands = m.commands.clone();
             return rec;
         }
-        let missing: Vec<String> = step
-            .reads
-            .iter()
-            .chain(step.writes.iter().map(|w| &w.request))
-            .map(|r| r.service)
-            .filter(|s| !self.available(*s))
-            .map(|s| format!("{s:?}"))
-            .collect();
+        let missing = dedup(
+            step.reads
+                .iter()
+                .chain(step.writes.iter().map(|w| &w.request))
+                .map(|r| r.service)
+                .filter(|s| !self.available(*s))
+                .map(|s| format!("{s:?}")),
+        );
         if !missing.is_empty() {
             rec.note = Some(format!("no connection to {} to check or change it", missing.join(", ")));
             rec.outcome = if self.apply { Outcome::Failed } else { Outcome::Planned };
@@ -263,4 +265,10 @@ impl Executor {
         }
         rec
     }
+}
+
+/// The items, each once, in the order of their first appearance.
+fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().filter(|i| seen.insert(i.clone())).collect()
 }

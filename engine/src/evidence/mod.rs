@@ -23,7 +23,9 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret, ServiceAccount};
 use time::OffsetDateTime;
 
 /// What the detectors see.
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` never prints secret values: each secret shows its metadata, type and data keys only.
+#[derive(Clone, Default)]
 pub struct Evidence {
     /// Pods (all namespaces collected).
     pub pods: Vec<Pod>,
@@ -43,6 +45,49 @@ pub struct Evidence {
     pub now: Option<OffsetDateTime>,
     /// Who pulldoctor ran as, when known (the fix for unavailable evidence names it).
     pub engine_identity: Option<EngineIdentity>,
+}
+
+impl std::fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Evidence { pods, events, nodes, secrets, service_accounts, replica_sets, azure, now, engine_identity } =
+            self;
+        f.debug_struct("Evidence")
+            .field("pods", pods)
+            .field("events", events)
+            .field("nodes", nodes)
+            .field("secrets", &secrets.iter().map(RedactedSecret).collect::<Vec<_>>())
+            .field("service_accounts", service_accounts)
+            .field("replica_sets", replica_sets)
+            .field("azure", azure)
+            .field("now", now)
+            .field("engine_identity", engine_identity)
+            .finish()
+    }
+}
+
+/// A secret for `Debug`: its data keys, never its values.
+struct RedactedSecret<'a>(&'a Secret);
+
+impl std::fmt::Debug for RedactedSecret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn keys<V>(m: Option<&std::collections::BTreeMap<String, V>>) -> Option<Vec<String>> {
+            m.map(|m| m.keys().map(|k| format!("{k}: <redacted>")).collect())
+        }
+        // `kubectl apply` keeps the whole secret, data included, in an annotation.
+        let mut metadata = self.0.metadata.clone();
+        if let Some(a) = metadata.annotations.as_mut() {
+            for v in a.values_mut() {
+                *v = "<redacted>".to_string();
+            }
+        }
+        f.debug_struct("Secret")
+            .field("metadata", &metadata)
+            .field("type_", &self.0.type_)
+            .field("immutable", &self.0.immutable)
+            .field("data", &keys(self.0.data.as_ref()))
+            .field("string_data", &keys(self.0.string_data.as_ref()))
+            .finish()
+    }
 }
 
 /// Why evidence could not be loaded.
