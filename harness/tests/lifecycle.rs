@@ -254,3 +254,25 @@ async fn unsupported_backend_is_skipped() {
         run_scenario(&KindBackend, &Says(vec![], reconcile()), &e, RunOptions { artifacts_dir: None, cancel }).await;
     assert_eq!(rec.status, Status::Skipped);
 }
+
+#[tokio::test]
+async fn an_interrupted_run_says_so_and_counts_nothing_as_passed() {
+    let script = Arc::new(Mutex::new(Script { symptom: Some(SymptomClass::Unauthorized), ..Default::default() }));
+    let (tx, cancel) = tokio::sync::watch::channel(false);
+    tx.send(true).unwrap();
+    let record = pullproof::run::run_many(
+        Arc::new(FakeBackend(script.clone())),
+        Arc::new(Says(vec![], reconcile())),
+        vec![entry("acrpull-role-missing"), entry("private-dns-missing")],
+        2,
+        None,
+        cancel,
+        |_| {},
+    )
+    .await;
+    assert!(record.cancelled);
+    assert!(record.scenarios.iter().all(|s| s.status == Status::Skipped), "{record:#?}");
+    assert!(script.lock().unwrap().log.is_empty(), "nothing may start after the interrupt");
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(json["cancelled"], true);
+}
