@@ -83,6 +83,8 @@ pub struct ClientBuilder {
     ca_pem: Vec<String>,
     max_retries: u32,
     backoff: Duration,
+    poll_interval: Duration,
+    operation_timeout: Duration,
     http: Option<reqwest::Client>,
 }
 
@@ -112,6 +114,20 @@ impl ClientBuilder {
         self
     }
 
+    /// How long to wait between polls of a long-running operation when the service sends no
+    /// `Retry-After` (default 5 s).
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// How long to follow a long-running operation before giving up (default 30 minutes: an AKS
+    /// cluster update can take that long).
+    pub fn operation_timeout(mut self, d: Duration) -> Self {
+        self.operation_timeout = d;
+        self
+    }
+
     /// Use this HTTP client as is (its TLS settings win over [`ClientBuilder::trust_pem`]).
     pub fn http(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
@@ -133,6 +149,8 @@ impl ClientBuilder {
                 token,
                 max_retries: self.max_retries,
                 backoff: self.backoff,
+                poll_interval: self.poll_interval,
+                operation_timeout: self.operation_timeout,
                 sent: AtomicU64::new(0),
             }),
         })
@@ -159,6 +177,8 @@ struct Inner {
     token: Arc<dyn TokenSource>,
     max_retries: u32,
     backoff: Duration,
+    poll_interval: Duration,
+    operation_timeout: Duration,
     sent: AtomicU64,
 }
 
@@ -178,6 +198,8 @@ impl Client {
             ca_pem: Vec::new(),
             max_retries: 4,
             backoff: Duration::from_millis(500),
+            poll_interval: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30 * 60),
             http: None,
         }
     }
@@ -226,6 +248,11 @@ impl Client {
     }
 
     /// [`Client::send`] with an explicit retry policy.
+    ///
+    /// A write that ARM answers `201`/`202` with `Azure-AsyncOperation` or `Location` is a
+    /// long-running operation: the client polls it (honouring `Retry-After`) until it ends, and
+    /// answers what the operation produced (the resource, for `PUT`/`PATCH`), so a caller never
+    /// reads a half-made change. A `Failed` or `Canceled` operation is [`RestError::Operation`].
     pub async fn send_with(
         &self,
         method: Method,
@@ -234,14 +261,95 @@ impl Client {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<Value, RestError> {
-        let safe = repeat == Repeat::Safe;
         let url = self.url(path, api_version);
         let shown = format!("{method} {}", strip_query(path));
+        let first = self.exchange(method, &url, &shown, body, repeat).await?;
+        // ARM's async protocol: `Azure-AsyncOperation` on 201/202, or `Location` on 202. (A 201
+        // with only `Location` is a finished create, as Graph answers.)
+        let running = method != Method::Get
+            && match first.status {
+                StatusCode::CREATED => first.header("azure-asyncoperation").is_some(),
+                StatusCode::ACCEPTED => {
+                    first.header("azure-asyncoperation").is_some() || first.header("location").is_some()
+                }
+                _ => false,
+            };
+        let answer = if running { self.follow(method, &url, &shown, first).await? } else { first };
+        answer.json(&shown)
+    }
+
+    /// Polls a long-running operation to its end (ARM's async operation protocol).
+    async fn follow(&self, method: Method, url: &str, shown: &str, first: Answer) -> Result<Answer, RestError> {
+        let started = std::time::Instant::now();
+        let location = first.header("location").map(str::to_string);
+        let mut wait = first.retry_after();
+        if let Some(operation) = first.header("azure-asyncoperation").map(str::to_string) {
+            loop {
+                self.pause(shown, started, wait).await?;
+                let status = self.exchange(Method::Get, &operation, shown, None, Repeat::Safe).await?;
+                wait = status.retry_after();
+                let doc = status.json(shown)?;
+                let state = doc.get("status").and_then(Value::as_str).unwrap_or_default();
+                tracing::debug!(request = %shown, state, "long-running operation");
+                if state.eq_ignore_ascii_case("Succeeded") {
+                    break;
+                }
+                if state.eq_ignore_ascii_case("Failed") || state.eq_ignore_ascii_case("Canceled") {
+                    let e = doc.get("error").cloned().unwrap_or(Value::Null);
+                    let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    return Err(RestError::Operation {
+                        request: shown.to_string(),
+                        status: state.to_string(),
+                        code: text("code"),
+                        message: text("message"),
+                    });
+                }
+            }
+            return match (method, location) {
+                (Method::Put | Method::Patch, _) => self.exchange(Method::Get, url, shown, None, Repeat::Safe).await,
+                (Method::Post, Some(loc)) => self.exchange(Method::Get, &loc, shown, None, Repeat::Safe).await,
+                _ => Ok(Answer::empty()),
+            };
+        }
+        // Location only: it answers 202 while running, then the result (200, or 204 for none).
+        let Some(loc) = location else { return Ok(first) };
+        loop {
+            self.pause(shown, started, wait).await?;
+            let next = self.exchange(Method::Get, &loc, shown, None, Repeat::Safe).await?;
+            if next.status != StatusCode::ACCEPTED {
+                return Ok(next);
+            }
+            wait = next.retry_after();
+        }
+    }
+
+    async fn pause(&self, shown: &str, started: std::time::Instant, wait: Option<Duration>) -> Result<(), RestError> {
+        if started.elapsed() >= self.inner.operation_timeout {
+            return Err(RestError::OperationTimeout {
+                request: shown.to_string(),
+                waited_secs: started.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(wait.unwrap_or(self.inner.poll_interval).min(Duration::from_secs(60))).await;
+        Ok(())
+    }
+
+    /// One request (with retries) to an absolute URL; a success answer as it came.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        shown: &str,
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Answer, RestError> {
+        let safe = repeat == Repeat::Safe;
+        let shown = shown.to_string();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let token = self.inner.token.token(&self.inner.scope).await?;
-            let mut req = self.inner.http.request(method.reqwest(), &url).bearer_auth(&token.token);
+            let mut req = self.inner.http.request(method.reqwest(), url).bearer_auth(&token.token);
             if let Some(b) = body {
                 req = req.json(b);
             } else if matches!(method, Method::Post | Method::Put | Method::Patch) {
@@ -265,24 +373,17 @@ impl Client {
             if (status == StatusCode::TOO_MANY_REQUESTS || (safe && status.is_server_error()))
                 && attempt <= self.inner.max_retries
             {
-                let retry_after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = retry_after(resp.headers());
                 tracing::debug!(request = %shown, %status, ?retry_after, "retrying");
                 tokio::time::sleep(self.delay(attempt, retry_after)).await;
                 continue;
             }
+            let headers = resp.headers().clone();
             let text = resp.text().await.map_err(|source| RestError::Transport { request: shown.clone(), source })?;
             if !status.is_success() {
                 return Err(api_error(shown, status, &text));
             }
-            if text.trim().is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&text).map_err(|source| RestError::Decode { request: shown, source });
+            return Ok(Answer { status, headers, text });
         }
     }
 
@@ -349,6 +450,44 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A success answer: status, headers, body text.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn empty() -> Self {
+        Answer { status: StatusCode::NO_CONTENT, headers: Default::default(), text: String::new() }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        retry_after(&self.headers)
+    }
+
+    /// The body as JSON (`Null` when empty).
+    fn json(self, shown: &str) -> Result<Value, RestError> {
+        if self.text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&self.text).map_err(|source| RestError::Decode { request: shown.to_string(), source })
+    }
+}
+
+/// `Retry-After` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 fn strip_query(path: &str) -> &str {

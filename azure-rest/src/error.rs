@@ -31,6 +31,26 @@ pub enum RestError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// A long-running operation (`Azure-AsyncOperation`) ended `Failed` or `Canceled`.
+    #[error("{request}: the operation ended {status}: {code}: {message}")]
+    Operation {
+        /// The request that started it.
+        request: String,
+        /// `Failed` or `Canceled`.
+        status: String,
+        /// The operation's error code.
+        code: String,
+        /// The operation's error message.
+        message: String,
+    },
+    /// A long-running operation did not finish in time.
+    #[error("{request}: still running after {waited_secs}s (it may yet finish; check the resource)")]
+    OperationTimeout {
+        /// The request that started it.
+        request: String,
+        /// How long the client waited.
+        waited_secs: u64,
+    },
     /// No token could be obtained.
     #[error("cannot get a token for {scope}: {reason}")]
     Token {
@@ -53,10 +73,10 @@ impl RestError {
         }
     }
 
-    /// The ARM error code, for API errors.
+    /// The ARM error code, for API errors and failed operations.
     pub fn code(&self) -> Option<&str> {
         match self {
-            RestError::Api { code, .. } => Some(code),
+            RestError::Api { code, .. } | RestError::Operation { code, .. } => Some(code),
             _ => None,
         }
     }

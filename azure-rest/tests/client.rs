@@ -1,6 +1,6 @@
 //! The client against a small scripted HTTP server on loopback: retries (a POST is never re-sent
-//! once the service may have received it), Retry-After, paging, error envelopes and request
-//! counting.
+//! once the service may have received it), Retry-After, paging, error envelopes, long-running
+//! operations and request counting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,8 @@ async fn script(answers: Vec<Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
             assert!(req.to_ascii_lowercase().contains("authorization: bearer t0ken"), "{req}");
             let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
             for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
+                // `{base}` stands for this server's own URL (operation and location headers).
+                head.push_str(&format!("{k}: {}\r\n", v.replace("{base}", &format!("http://{addr}"))));
             }
             let _ = sock.write_all(format!("{head}\r\n{body}").as_bytes()).await;
         }
@@ -196,4 +197,102 @@ async fn a_post_that_timed_out_is_not_sent_again() {
     let v = c.send(azure_rest::Method::Get, "/subscriptions/s", "1", None).await.unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+fn patient(base: &str) -> Client {
+    Client::builder(base, "scope")
+        .token_source(Arc::new(StaticToken("t0ken".into())))
+        .backoff(Duration::from_millis(10))
+        .poll_interval(Duration::from_millis(10))
+        .build()
+        .unwrap()
+}
+
+fn h(k: &'static str, v: &str) -> (&'static str, String) {
+    (k, v.to_string())
+}
+
+#[tokio::test]
+async fn a_put_that_runs_long_is_followed_to_the_finished_resource() {
+    let (base, seen) = script(vec![
+        (
+            201,
+            vec![h("azure-asyncoperation", "{base}/ops/1?api-version=1"), h("retry-after", "0")],
+            r#"{"properties":{"provisioningState":"Updating"}}"#.into(),
+        ),
+        (200, vec![], r#"{"status":"InProgress"}"#.into()),
+        (200, vec![], r#"{"status":"Succeeded"}"#.into()),
+        (200, vec![], r#"{"properties":{"provisioningState":"Succeeded"}}"#.into()),
+    ])
+    .await;
+    let c = patient(&base);
+    let v = c.put("/subscriptions/s/x", "2024-05-01", &serde_json::json!({})).await.unwrap();
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    let seen = seen.lock().await.clone();
+    assert_eq!(
+        seen,
+        [
+            "PUT /subscriptions/s/x?api-version=2024-05-01 HTTP/1.1",
+            "GET /ops/1?api-version=1 HTTP/1.1",
+            "GET /ops/1?api-version=1 HTTP/1.1",
+            "GET /subscriptions/s/x?api-version=2024-05-01 HTTP/1.1",
+        ]
+    );
+    assert_eq!(c.requests_sent(), 4);
+}
+
+#[tokio::test]
+async fn an_accepted_action_is_polled_at_its_location_until_done() {
+    let (base, seen) = script(vec![
+        (202, vec![h("location", "{base}/results/7")], String::new()),
+        (202, vec![h("retry-after", "0")], String::new()),
+        (204, vec![], String::new()),
+    ])
+    .await;
+    let c = patient(&base);
+    let v = c.post("/subscriptions/s/c/resetServicePrincipalProfile", "2025-05-01", None).await.unwrap();
+    assert!(v.is_null());
+    assert_eq!(seen.lock().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_operation_is_an_error_with_its_code() {
+    let (base, _) = script(vec![
+        (201, vec![h("azure-asyncoperation", "{base}/ops/2")], "{}".into()),
+        (200, vec![], r#"{"status":"Failed","error":{"code":"QuotaExceeded","message":"no cores left"}}"#.into()),
+    ])
+    .await;
+    let err = patient(&base).put("/subscriptions/s/x", "1", &serde_json::json!({})).await.unwrap_err();
+    assert!(matches!(&err, azure_rest::RestError::Operation { status, .. } if status == "Failed"), "{err}");
+    assert_eq!(err.code(), Some("QuotaExceeded"));
+    assert!(err.to_string().contains("no cores left"), "{err}");
+}
+
+#[tokio::test]
+async fn an_operation_that_never_ends_times_out_with_a_clear_error() {
+    let (base, _) = script(vec![
+        (202, vec![h("azure-asyncoperation", "{base}/ops/3")], String::new()),
+        (200, vec![], r#"{"status":"InProgress"}"#.into()),
+        (200, vec![], r#"{"status":"InProgress"}"#.into()),
+        (200, vec![], r#"{"status":"InProgress"}"#.into()),
+    ])
+    .await;
+    let c = Client::builder(&base, "scope")
+        .token_source(Arc::new(StaticToken("t0ken".into())))
+        .poll_interval(Duration::from_millis(30))
+        .operation_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = c.send(azure_rest::Method::Delete, "/subscriptions/s/x", "1", None).await.unwrap_err();
+    assert!(matches!(err, azure_rest::RestError::OperationTimeout { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_created_answer_with_only_a_location_is_finished() {
+    // Graph answers creates with 201 and the new object's Location: nothing to follow.
+    let (base, seen) =
+        script(vec![(201, vec![h("location", "{base}/v1.0/applications/1")], r#"{"id":"1"}"#.into())]).await;
+    let v = patient(&base).post("/v1.0/applications", "", Some(&serde_json::json!({}))).await.unwrap();
+    assert_eq!(v["id"], "1");
+    assert_eq!(seen.lock().await.len(), 1);
 }
