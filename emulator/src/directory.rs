@@ -81,6 +81,12 @@ impl Directory {
         self.internal.contains(&app_id.to_ascii_lowercase())
     }
 
+    /// Whether service principal `object_id` belongs to one of the emulator's own applications
+    /// (the operator).
+    pub fn is_internal_principal(&self, object_id: &str) -> bool {
+        self.service_principal(object_id).is_some_and(|sp| self.is_internal(&sp.app_id))
+    }
+
     /// Applications as exported (without the emulator's own).
     pub fn exported_applications(&self) -> Vec<Application> {
         self.apps.iter().filter(|r| !self.is_internal(&r.app.app_id)).map(|r| r.app.clone()).collect()

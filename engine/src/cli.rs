@@ -125,6 +125,13 @@ struct SourceArgs {
     /// Do not read Microsoft Graph (application secret expiry).
     #[arg(long, help_heading = "Live")]
     no_graph: bool,
+    /// Do not read registries' content (tags, platforms) from ACR's data plane.
+    #[arg(long, help_heading = "Live")]
+    no_registry: bool,
+    /// Connect to this address for a registry instead of resolving its name, `LOGIN=IP:PORT`
+    /// (repeatable; like curl's `--connect-to`), e.g. a tunnel to a private endpoint.
+    #[arg(long = "registry-address", value_name = "LOGIN=IP:PORT", value_parser = parse_registry_address, help_heading = "Live")]
+    registry_addresses: Vec<(String, std::net::SocketAddr)>,
     /// Print what the collection cost (requests, time) on stderr.
     #[arg(long, help_heading = "Live")]
     stats: bool,
@@ -166,6 +173,16 @@ fn parse_cluster(s: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("`{s}` is not RESOURCE_GROUP/NAME")),
     }
+}
+
+fn parse_registry_address(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (login, addr) = s.split_once('=').ok_or_else(|| format!("`{s}` is not LOGIN=IP:PORT"))?;
+    let login = login.trim().to_ascii_lowercase();
+    if login.is_empty() {
+        return Err(format!("`{s}` names no login server"));
+    }
+    let addr = addr.trim().parse().map_err(|e| format!("`{addr}` is not IP:PORT: {e}"))?;
+    Ok((login, addr))
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -299,20 +316,35 @@ fn gather(src: &SourceArgs) -> Result<Gathered, String> {
             selector: src.selector.clone(),
         };
         let target = Target { subscription: src.subscription.clone(), cluster: src.cluster.clone() };
+        let registry = match &config {
+            Some(c) if !src.no_registry => Some(collect::RegistryOptions {
+                ca_pem: c.ca_pem.clone(),
+                addresses: src.registry_addresses.iter().cloned().collect(),
+            }),
+            _ => None,
+        };
         let (live, kube) = rt.block_on(async {
             let kube = collect::k8s::client(src.context.as_deref()).await.map_err(|e| e.to_string())?;
-            let live = collect::collect_live(kube.clone(), &selection, KubeOptions::default(), azure.as_ref(), &target)
-                .await
-                .map_err(|e| e.to_string())?;
+            let live = collect::collect_live_with(
+                kube.clone(),
+                &selection,
+                KubeOptions::default(),
+                azure.as_ref(),
+                &target,
+                registry.as_ref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             Ok::<_, String>((live, kube))
         })?;
         if src.stats {
             eprintln!(
-                "collected in {:.2?}: {} Kubernetes, {} ARM, {} Graph requests; {} failing pod(s), {} unavailable read(s)",
+                "collected in {:.2?}: {} Kubernetes, {} ARM, {} Graph, {} registry requests; {} failing pod(s), {} unavailable read(s)",
                 live.elapsed,
                 live.kube_requests,
                 live.arm_requests,
                 live.graph_requests,
+                live.registry_requests,
                 live.evidence.pods.len(),
                 live.evidence.azure.unavailable.len()
             );

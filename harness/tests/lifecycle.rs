@@ -68,6 +68,7 @@ impl World for FakeWorld {
             arm_token: None,
             graph_endpoint: None,
             graph_token: None,
+            registry_addresses: Default::default(),
             azure_login: None,
         })
     }

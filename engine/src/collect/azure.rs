@@ -84,6 +84,9 @@ pub struct AzureClients {
     pub arm: Client,
     /// Microsoft Graph (`None`: not read).
     pub graph: Option<Client>,
+    /// The credential behind both: ACR's token exchange takes its ARM-scoped tokens
+    /// ([`super::registry`]).
+    pub tokens: Arc<dyn azure_rest::TokenSource>,
 }
 
 /// A failed read, cloneable so it can be cached.

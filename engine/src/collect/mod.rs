@@ -7,6 +7,7 @@
 //!                                      │ hints: provider ids, image hosts,  │
 //!                                      ▼ pull-secret app ids                ▼
 //! azure_rest::Client ──► azure::collect ──► Inventory (+ Unavailable) ──► Evidence
+//! ACR data plane ──► registry::enrich ──► registry content (tags, platforms) ─┘
 //! ```
 //!
 //! What could not be read is recorded in `evidence.azure.unavailable` (Kubernetes reads too,
@@ -16,6 +17,7 @@
 pub mod azure;
 pub mod k8s;
 pub mod reach;
+pub mod registry;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use azure_rest::{Client, RestError};
 
 pub use azure::{AzureClients, Hints};
 pub use k8s::{KubeOptions, Selection};
+pub use registry::{RegistryOptions, RegistryRead};
 
 use crate::credential::AzureAuth;
 use crate::detect::Diagnosis;
@@ -76,6 +79,7 @@ impl AzureConfig {
         Ok(AzureClients {
             arm: build(&self.arm_endpoint, azure_rest::ARM_SCOPE)?,
             graph: if self.read_graph { Some(build(&self.graph_endpoint, azure_rest::GRAPH_SCOPE)?) } else { None },
+            tokens,
         })
     }
 }
@@ -100,6 +104,8 @@ pub struct LiveEvidence {
     pub arm_requests: u64,
     /// Graph requests.
     pub graph_requests: u64,
+    /// Requests to registries' data planes and token services (not ARM requests).
+    pub registry_requests: u64,
     /// Wall time of the collection.
     pub elapsed: Duration,
 }
@@ -156,13 +162,26 @@ fn looks_like_guid(s: &str) -> bool {
 }
 
 /// Collects live evidence: Kubernetes first, then (when `azure` is given) the Azure resources
-/// the failing pulls point at.
+/// the failing pulls point at. Registries' content is not read (see [`collect_live_with`]).
 pub async fn collect_live(
     kube: kube::Client,
     selection: &Selection,
     kube_options: KubeOptions,
     azure: Option<&AzureClients>,
     target: &Target,
+) -> Result<LiveEvidence, CollectError> {
+    collect_live_with(kube, selection, kube_options, azure, target, None).await
+}
+
+/// [`collect_live`], then, when `azure` and `registry` are given, the content (tags,
+/// platforms) of the failing images' repositories from ACR's data plane ([`registry::enrich`]).
+pub async fn collect_live_with(
+    kube: kube::Client,
+    selection: &Selection,
+    kube_options: KubeOptions,
+    azure: Option<&AzureClients>,
+    target: &Target,
+    registry: Option<&RegistryOptions>,
 ) -> Result<LiveEvidence, CollectError> {
     let start = Instant::now();
     let k = k8s::collect(kube, selection, kube_options).await?;
@@ -184,6 +203,10 @@ pub async fn collect_live(
             evidence.azure = azure::collect(clients, &h).await?;
         }
     }
+    let mut registry_requests = 0;
+    if let (Some(clients), Some(options)) = (azure, registry) {
+        registry_requests = registry::enrich(&mut evidence, clients, options).await.requests as u64;
+    }
     evidence.azure.unavailable.splice(0..0, k.unavailable);
     let (arm1, graph1) =
         azure.map(|a| (a.arm.requests_sent(), a.graph.as_ref().map_or(0, Client::requests_sent))).unwrap_or((0, 0));
@@ -192,6 +215,7 @@ pub async fn collect_live(
         kube_requests: k.requests,
         arm_requests: arm1 - arm0,
         graph_requests: graph1 - graph0,
+        registry_requests,
         elapsed: start.elapsed(),
     })
 }

@@ -10,7 +10,9 @@
 //!   not cover nodes);
 //! - pull secrets: `get` on exactly the secrets named, in their namespace (`view` does not
 //!   cover secrets);
-//! - events, service accounts, replica sets: `get`/`list` in the pods' namespace.
+//! - events, service accounts, replica sets: `get`/`list` in the pods' namespace;
+//! - a registry's tags and platforms (its data plane): `AcrPull` on the registry, or
+//!   `Container Registry Repository Reader` in ABAC mode, and a network path to it.
 //!
 //! The identity is named when pulldoctor knows it ([`Evidence::engine_identity`]); otherwise the
 //! commands use `$PULLDOCTOR_PRINCIPAL_ID` / `$PULLDOCTOR_KUBE_USER` and say how to find them.
@@ -70,6 +72,8 @@ struct Missing<'a> {
     /// namespace -> resources (`events`, `serviceaccounts`, `replicasets.apps`).
     namespaced: BTreeMap<String, BTreeSet<&'static str>>,
     other_kube: bool,
+    /// login server -> the registry data-plane reads that failed.
+    registries: BTreeMap<String, Vec<&'a Unavailable>>,
 }
 
 fn sort(missing: &[Unavailable]) -> Missing<'_> {
@@ -96,6 +100,9 @@ fn sort(missing: &[Unavailable]) -> Missing<'_> {
             } else {
                 m.other_kube = true;
             }
+        } else if let Some(rest) = lower.strip_prefix(crate::collect::registry::WHAT) {
+            let login = rest.trim().split('/').next().unwrap_or_default().to_string();
+            m.registries.entry(login).or_default().push(u);
         } else if lower == what::ARM {
             m.no_token = Some(u);
         } else if lower.starts_with(what::DIRECTORY) || lower.starts_with(what::GRAPH) {
@@ -246,6 +253,34 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
         actions.push(Action::Manual {
             description: "let pulldoctor's Kubernetes user read the pods' events, service accounts and replica sets"
                 .into(),
+            commands,
+        });
+    }
+    for (login, reads) in &m.registries {
+        let (assignee, ty, mut commands) = principal(id);
+        let ty = ty.map(|t| format!(" --assignee-principal-type {t}")).unwrap_or_default();
+        let reasons: Vec<&str> = reads.iter().map(|u| u.reason.as_str()).collect();
+        commands.insert(0, format!("# {login}: {}", reasons.join("; ")));
+        match evidence.azure.registry_by_login_server(login) {
+            Some(r) => {
+                let role = if r.properties.abac_mode() { "\"Container Registry Repository Reader\"" } else { "AcrPull" };
+                commands.push(format!(
+                    "az role assignment create --assignee-object-id {assignee}{ty} --role {role} --scope {}",
+                    r.id
+                ));
+            }
+            None => commands.push(format!(
+                "az role assignment create --assignee-object-id {assignee}{ty} --role AcrPull --scope $(az acr show -n {} --query id -o tsv)",
+                login.split('.').next().unwrap_or(login)
+            )),
+        }
+        commands.push(format!(
+            "# behind a private endpoint or firewall: run pulldoctor where the nodes reach {login}, or pass --registry-address {login}=IP:443 (--no-registry skips these reads)"
+        ));
+        actions.push(Action::Manual {
+            description: format!(
+                "let pulldoctor read {login}'s tags and platforms: a pull role for its identity and a network path to the registry"
+            ),
             commands,
         });
     }
@@ -422,5 +457,16 @@ mod tests {
         let c = commands(&with(&["azure: resource manager"], None));
         assert_eq!(c[0], "az login");
         assert!(c.iter().all(|c| !c.contains("role assignment")));
+    }
+
+    #[test]
+    fn an_unreadable_registry_gets_a_pull_role_not_reader() {
+        let c = commands(&with(&["registry: myacr.azurecr.io/shop/web"], None));
+        assert!(c.iter().all(|c| !c.contains("--role Reader")), "{c:#?}");
+        assert!(
+            c.iter().any(|c| c.contains("--role AcrPull --scope $(az acr show -n myacr --query id -o tsv)")),
+            "{c:#?}"
+        );
+        assert!(c.iter().any(|c| c.contains("--registry-address myacr.azurecr.io=IP:443")), "{c:#?}");
     }
 }

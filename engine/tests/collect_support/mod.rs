@@ -4,6 +4,8 @@
 //! inventory, with clients for it.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -45,6 +45,9 @@ pub struct EngineInput {
     pub graph_endpoint: Option<String>,
     /// A bearer token for Graph (never logged).
     pub graph_token: Option<String>,
+    /// Where to reach registries' data plane (login server -> address), for engines that read
+    /// tags and platforms live: the operator's way in, not the node's.
+    pub registry_addresses: std::collections::BTreeMap<String, std::net::SocketAddr>,
     /// Client credentials for ARM and Graph at that endpoint (for engines linked in, which
     /// read Azure live with the same code they use against Azure).
     pub azure_login: Option<AzureLogin>,
@@ -60,6 +63,7 @@ impl std::fmt::Debug for EngineInput {
             .field("arm_endpoint", &self.arm_endpoint)
             .field("ca_file", &self.ca_file)
             .field("graph_endpoint", &self.graph_endpoint)
+            .field("registry_addresses", &self.registry_addresses)
             .field("azure_login", &self.azure_login)
             .finish_non_exhaustive()
     }

@@ -25,8 +25,8 @@ impl Engine for Pulldoctor {
     }
 
     /// Kubernetes from the dump; Azure live over ARM and Graph when the world offers an endpoint
-    /// and a login (the same collector `pulldoctor diagnose` uses against Azure), else from the
-    /// inventory file. ACR repository content is not read live yet: it comes from the inventory.
+    /// and a login (the same collector `pulldoctor diagnose` uses against Azure), and the
+    /// registries' tags and platforms live from their data plane; else all from the inventory file.
     fn diagnose(&self, input: &EngineInput) -> impl Future<Output = Result<Report, String>> + Send {
         let input = input.clone();
         async move {
@@ -59,10 +59,14 @@ impl Engine for Pulldoctor {
                     };
                     let clients = config.clients().map_err(|e| e.to_string())?;
                     let hints = pulldoctor::collect::hints(&evidence, &Default::default());
-                    let mut live =
+                    let live =
                         pulldoctor::collect::azure::collect(&clients, &hints).await.map_err(|e| e.to_string())?;
-                    live.registry_content = exported.registry_content;
                     evidence.azure = live;
+                    let options = pulldoctor::collect::registry::RegistryOptions {
+                        ca_pem: config.ca_pem.clone(),
+                        addresses: input.registry_addresses.clone(),
+                    };
+                    pulldoctor::collect::registry::enrich(&mut evidence, &clients, &options).await;
                 }
                 _ => evidence.azure = exported,
             }
@@ -85,6 +89,7 @@ impl Engine for Pulldoctor {
 /// | `PULLPROOF_CA_FILE` | a PEM CA to trust for the ARM and Graph endpoints |
 /// | `PULLPROOF_ARM_TOKEN` | a bearer token for that endpoint |
 /// | `PULLPROOF_GRAPH_ENDPOINT`, `PULLPROOF_GRAPH_TOKEN` | Microsoft Graph and a bearer token for it |
+/// | `PULLPROOF_REGISTRY_ADDRESSES` | `LOGIN=IP:PORT[,...]`: where to reach each registry's data plane (`/v2/`, `/oauth2/`) |
 ///
 /// Exit code 0 or 1 with a report on stdout is an answer; anything else is an engine failure.
 #[derive(Debug, Clone)]
@@ -127,6 +132,10 @@ impl Engine for External {
                 if let Some(v) = value {
                     cmd.env(name, v);
                 }
+            }
+            if !input.registry_addresses.is_empty() {
+                let list: Vec<String> = input.registry_addresses.iter().map(|(l, a)| format!("{l}={a}")).collect();
+                cmd.env("PULLPROOF_REGISTRY_ADDRESSES", list.join(","));
             }
             let out = tokio::time::timeout(timeout, cmd.output())
                 .await

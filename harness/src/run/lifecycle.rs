@@ -170,6 +170,8 @@ pub async fn run_scenario<B: Backend, E: Engine>(
     let mut reason = String::new();
     let mut grade = None;
     let mut observed = None;
+    // The engine's report, kept for the artifacts of a failed run.
+    let mut engine_report: Option<String> = None;
     let mut fault_live = false;
     let inverse = s.fault.inverse(&entry.baseline);
 
@@ -247,6 +249,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                 break 'phases;
             }
         };
+        engine_report = serde_json::to_string_pretty(&report).ok();
         let g = Grade::new(&s.expect.findings, &s.expect.forbid, &report.codes(), millis(t.elapsed()));
         let detail = format!("reported [{}]", g.reported.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
         if !g.is_exact() {
@@ -379,6 +382,9 @@ pub async fn run_scenario<B: Backend, E: Engine>(
         let dir = dir.join(&s.name);
         let _ = std::fs::create_dir_all(&dir);
         world.artifacts(&dir).await;
+        if let Some(report) = &engine_report {
+            let _ = std::fs::write(dir.join("engine-report.json"), report);
+        }
         rec.push(Phase::Artifacts, PhaseOutcome::Ok, t, None, dir.display().to_string());
         artifacts = Some(dir.display().to_string());
     }

@@ -125,6 +125,8 @@ pub struct HostWorld {
     placement: NodePlacement,
     cloud_config: PathBuf,
     login_server: String,
+    /// The registry front's loopback address for engines (the operator's view).
+    operator_registry: Option<SocketAddr>,
 }
 
 fn err(context: &str) -> impl Fn(String) -> BackendError + '_ {
@@ -201,6 +203,7 @@ impl Backend for HostBackend {
             placement,
             cloud_config: dir.join("azure.json"),
             login_server: login,
+            operator_registry: None,
         };
         // From here on, a failure tears down what was built.
         match w.bring_up(&self.options, &runid).await {
@@ -297,6 +300,12 @@ impl HostWorld {
                 .map_err(|e| err("public listener")(e2s(e)))?,
             Endpoint::Public,
         ));
+        // The operator's way in (an engine reading tags and platforms): loopback in the root
+        // namespace, private-endpoint traffic as from a jump box inside the network.
+        let operator = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| err("operator listener")(e2s(e)))?;
+        self.operator_registry = Some(operator.local_addr().map_err(|e| err("operator listener")(e2s(e)))?);
+        listeners.push((operator, Endpoint::Private));
         let base = self.emulator().base_url.clone();
         self.fronts.push(
             Front::registry(
@@ -375,7 +384,7 @@ impl HostWorld {
         {
             let mut cluster = self.cluster.lock().await;
             for (i, pool) in b.cluster.pools.iter().enumerate() {
-                let os = if pool.os.eq_ignore_ascii_case("windows") { NodeOs::Windows } else { NodeOs::Linux };
+                let os = if pool.os == crate::baseline::OsType::Windows { NodeOs::Windows } else { NodeOs::Linux };
                 let name = format!("aks-{}-{runid}-vmss00000{i}", pool.name);
                 let mut node = match os {
                     NodeOs::Linux => NodeConfig::linux(&name, &pool.name),
@@ -826,6 +835,7 @@ impl crate::run::World for HostWorld {
             arm_token: Some(token.token),
             graph_endpoint: Some(self.emulator().base_url.clone()),
             graph_token: Some(graph_token.token),
+            registry_addresses: self.operator_registry.map(|a| (self.login_server.clone(), a)).into_iter().collect(),
             azure_login: Some(crate::run::backend::AzureLogin {
                 token_url: format!("{}/{}/oauth2/v2.0/token", self.emulator().base_url, self.emulator().tenant_id()),
                 client_id: self.emulator().operator().client_id.clone(),
