@@ -212,7 +212,15 @@ pub fn explain_yaml_error(text: &str, err: &serde_saphyr::Error) -> (String, Str
             Some(p) if !p.is_root() => (format!("`{p}` must be {expected}, not {unexpected}"), String::new()),
             _ => (format!("expected {expected}, found {unexpected}"), String::new()),
         },
-        _ => explain_serde_message(&strip_position(&first_line(&err.to_string()))),
+        _ => {
+            // Anything else (a custom message from a type's own parser, such as a duration
+            // without a unit): the field it is about, when the position names one.
+            let (message, hint) = explain_serde_message(&strip_position(&first_line(&err.to_string())));
+            match hit.as_ref().map(Hit::path) {
+                Some(p) if !p.is_root() && !message.contains(&format!("`{p}`")) => (format!("`{p}`: {message}"), hint),
+                _ => (message, hint),
+            }
+        }
     }
 }
 

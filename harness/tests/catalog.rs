@@ -198,7 +198,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "inject: 1m,",
     "inject: 1 minute,",
-    "scenarios/acrpull-role-missing.yaml:18:20: ` minute` in `1 minute` is not a unit",
+    "scenarios/acrpull-role-missing.yaml:18:20: `budgets.inject`: ` minute` in `1 minute` is not a unit",
     ""
 )]
 #[case::name_mismatch(
