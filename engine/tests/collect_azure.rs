@@ -155,6 +155,35 @@ async fn refused_graph_reads_are_unavailable() {
 }
 
 #[tokio::test]
+async fn no_graph_is_recorded_as_skipped_and_proposes_no_grant() {
+    let fixture = "sp-secret-expired";
+    let emu = emulator(fixture).await;
+    let mut config = collect_support::azure_config(&emu);
+    config.read_graph = false;
+    let az = config.clients().unwrap();
+    let mock = MockKube::start(KubeState::from_dump(&fixtures().join(fixture).join("dump"))).await;
+    let live =
+        collect::collect_live(mock.client("shop"), &shop(), KubeOptions::default(), Some(&az), &Target::default())
+            .await
+            .unwrap();
+    assert_eq!(live.graph_requests, 0);
+    let report = collect::report(&diagnose(&live.evidence), &live.evidence);
+    assert!(
+        report.unavailable.iter().any(|u| u.what == "azure: microsoft graph" && u.reason == "not read: --no-graph"),
+        "{:?}",
+        report.unavailable
+    );
+    // Expiry is not judged silently: the finding is made at low confidence and says why.
+    let f = report.findings.iter().find(|f| f.code.to_string() == "SP_SECRET_EXPIRED").unwrap();
+    assert_eq!(f.confidence, Confidence::Low, "{f:#?}");
+    assert!(f.evidence.iter().any(|e| e.contains("--no-graph")), "{:#?}", f.evidence);
+    // The user chose it: no Graph permission is proposed, and the text says it was skipped.
+    let meta = report.findings.iter().find(|f| f.code.to_string() == "EVIDENCE_UNAVAILABLE").unwrap();
+    assert!(meta.summary.contains("skipped on request"), "{}", meta.summary);
+    assert!(meta.plan.actions.is_empty(), "{:#?}", meta.plan.actions);
+}
+
+#[tokio::test]
 async fn each_resource_is_read_once_and_nothing_without_failures() {
     let fixture = "vnet-peering-missing";
     let emu = emulator(fixture).await;

@@ -191,3 +191,87 @@ async fn one_subscription_costs_nothing_more() {
     assert!(u[0].reason.contains("(it sees no other)"), "{u:?}");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_private_dns_zone_is_found_in_the_registrys_subscription() {
+    // A hub subscription holds the registry (with its role assignments) and the
+    // `privatelink.azurecr.io` zone; the cluster's subscription has neither.
+    const PRIVATE: &str = "private-dns-missing";
+    let emu = emulator(PRIVATE).await;
+    let sub = emu.subscription_id().to_string();
+    let hub = other_sub(0);
+    let export = emu.export();
+    let registry_id = export.registries[0].id.clone();
+    let zone_id = export.private_dns_zones[0].id.clone();
+    let moved = |v: &Value| -> Value {
+        let text = v.to_string().replace(
+            &format!("/subscriptions/{sub}/resourceGroups/rg-shop-acr"),
+            &format!("/subscriptions/{hub}/resourceGroups/rg-shop-acr"),
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    let registry = moved(&emu.resource(&registry_id).unwrap());
+    let hub_registry_id = registry["id"].as_str().unwrap().to_string();
+    assert!(hub_registry_id.contains(&hub));
+    let assignments: Vec<Value> = export
+        .role_assignments
+        .iter()
+        .filter(|ra| ra.id.to_ascii_lowercase().starts_with(&registry_id.to_ascii_lowercase()))
+        .map(|ra| moved(&emu.resource(&ra.id).unwrap()))
+        .collect();
+    let zone = emu.resource(&zone_id).unwrap();
+    let login = registry["properties"]["loginServer"].as_str().unwrap().to_string();
+    let (hub_pre, hub_id) = (hub.clone(), hub_registry_id.to_ascii_lowercase());
+    let pre: Pre = Arc::new(move |method, pq| {
+        let path = pq.split('?').next().unwrap_or(pq).to_ascii_lowercase();
+        if method != "GET" {
+            return None;
+        }
+        if path == format!("/subscriptions/{hub_pre}/providers/microsoft.containerregistry/registries") {
+            return Some((200, json!({"value": [registry.clone()]})));
+        }
+        if path == format!("/subscriptions/{hub_pre}/providers/microsoft.network/privatednszones") {
+            return Some((200, json!({"value": [zone.clone()]})));
+        }
+        if path == format!("{hub_id}/providers/microsoft.authorization/roleassignments") {
+            return Some((200, json!({"value": assignments.clone()})));
+        }
+        None
+    });
+    let (sub_post, hub_post) = (sub.clone(), hub.clone());
+    let post: Post = Arc::new(move |method, pq, status, mut v| {
+        let path = pq.split('?').next().unwrap_or(pq).to_ascii_lowercase();
+        if method != "GET" {
+            return (status, v);
+        }
+        let mine = |kind: &str| path == format!("/subscriptions/{sub_post}/providers/{kind}").to_ascii_lowercase();
+        if path == "/subscriptions" {
+            v["value"].as_array_mut().unwrap().push(json!({"id": format!("/subscriptions/{hub_post}"),
+                "subscriptionId": hub_post, "displayName": "hub", "state": "Enabled"}));
+        } else if mine("microsoft.containerregistry/registries") {
+            let list = v["value"].as_array_mut().unwrap();
+            list.retain(|r| !r["properties"]["loginServer"].as_str().unwrap_or_default().eq_ignore_ascii_case(&login));
+        } else if mine("microsoft.network/privatednszones") {
+            v["value"] = json!([]);
+        }
+        (status, v)
+    });
+    let proxy = RewritingProxy::start(&emu, pre, post).await;
+    let az = proxy.azure_config(&emu).clients().unwrap();
+    let mock = MockKube::start(KubeState::from_dump(&fixtures().join(PRIVATE).join("dump"))).await;
+    let live =
+        collect::collect_live(mock.client("shop"), &shop(), KubeOptions::default(), Some(&az), &Target::default())
+            .await
+            .unwrap();
+    let log = proxy.log.lock().unwrap().clone();
+    let zone_lists = count(&log, |l| l.ends_with("/providers/microsoft.network/privatednszones"));
+    assert_eq!(zone_lists, 2, "the cluster's subscription and the registry's: {log:#?}");
+    assert_eq!(live.evidence.azure.private_dns_zones.len(), 1, "{log:#?}");
+    assert!(!live.evidence.azure.virtual_network_links.is_empty(), "{log:#?}");
+    assert!(live.evidence.azure.unavailable.is_empty(), "{:?}", live.evidence.azure.unavailable);
+    let report = collect::report(&diagnose(&live.evidence), &live.evidence);
+    let codes: Vec<String> = report.findings.iter().map(|f| f.code.to_string()).collect();
+    assert_eq!(codes, ["PRIVATE_DNS_ZONE_NOT_LINKED"], "{log:#?}");
+    assert!(live.arm_requests <= 15 + 3, "{} ARM requests: {log:#?}", live.arm_requests);
+    emu.shutdown().await;
+}

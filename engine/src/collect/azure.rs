@@ -60,6 +60,15 @@ pub mod what {
     pub const NETWORK: &str = "azure: network";
     /// Graph applications and service principals.
     pub const DIRECTORY: &str = "azure: directory";
+
+    /// The reason of the [`GRAPH`] entry written when Graph is skipped (`--no-graph`).
+    pub const SKIPPED_NO_GRAPH: &str = "not read: --no-graph";
+
+    /// Whether `u` was skipped on the user's request (its reason starts `not read`) rather than
+    /// refused or failed: no grant would let pulldoctor see it.
+    pub fn skipped_on_request(u: &super::Unavailable) -> bool {
+        u.reason.trim_start().to_ascii_lowercase().starts_with("not read")
+    }
 }
 
 /// What the Azure collector starts from (read off the Kubernetes evidence).
@@ -168,6 +177,10 @@ pub const MAX_OTHER_SUBSCRIPTIONS: usize = 10;
 /// How many of them are listed at once.
 pub const SUBSCRIPTION_BATCH: usize = 4;
 
+/// At most this many subscriptions besides the cluster's (the registries' and their private
+/// endpoints') are searched for the `privatelink.azurecr.io` zone.
+pub const MAX_ZONE_SUBSCRIPTIONS: usize = 4;
+
 struct Run {
     arm: Fetcher,
     graph: Option<Fetcher>,
@@ -223,9 +236,17 @@ impl Run {
         }
     }
 
-    /// Graph application and service principal of `app_id`.
+    /// Graph application and service principal of `app_id`. Without Graph (`--no-graph`), one
+    /// [`what::GRAPH`] entry says it was skipped, so the expiry of secrets is not silently unjudged.
     async fn graph_app(&self, app_id: &str) {
-        let Some(g) = &self.graph else { return };
+        let Some(g) = &self.graph else {
+            let entry = Unavailable { what: what::GRAPH.into(), reason: what::SKIPPED_NO_GRAPH.into() };
+            let mut inv = self.inv.lock().await;
+            if !inv.unavailable.contains(&entry) {
+                inv.unavailable.push(entry);
+            }
+            return;
+        };
         let filter = format!("$filter=appId%20eq%20'{app_id}'");
         let (apps_path, sps_path) =
             (format!("/v1.0/applications?{filter}"), format!("/v1.0/servicePrincipals?{filter}"));
@@ -355,6 +376,11 @@ async fn registries_elsewhere(run: &Run, sub: &str, hosts: &BTreeSet<String>) ->
         }
     }
     found
+}
+
+/// The subscription of an ARM resource id.
+fn subscription_of(id: &str) -> Option<String> {
+    ResourceId::parse(id).ok().and_then(|i| i.subscription().map(str::to_string))
 }
 
 fn rg_path(sub: &str, rg: &str) -> String {
@@ -593,29 +619,63 @@ pub async fn collect(clients: &AzureClients, hints: &Hints) -> Result<Inventory,
     let endpoints =
         futures::future::join_all(endpoint_ids.iter().map(|id| run.arm_get(what::NETWORK, id, api::NETWORK)));
     let ips = futures::future::join_all(egress.iter().map(|id| run.arm_get(what::NETWORK, id, api::NETWORK)));
+    // The `privatelink.azurecr.io` zone: in the cluster's subscription, and in the registries'
+    // and their private endpoints' own (a hub subscription often holds both), at most
+    // MAX_ZONE_SUBSCRIPTIONS besides the cluster's.
+    let zone_subs: Vec<String> = if private {
+        let mut subs = vec![sub.clone()];
+        let elsewhere = matched
+            .iter()
+            .map(|r| r.id.as_str())
+            .chain(endpoint_ids.iter().map(String::as_str))
+            .filter_map(subscription_of);
+        for s in elsewhere {
+            if !subs.iter().any(|k| k.eq_ignore_ascii_case(&s)) {
+                subs.push(s);
+            }
+        }
+        if subs.len() > 1 + MAX_ZONE_SUBSCRIPTIONS {
+            let skipped = subs.split_off(1 + MAX_ZONE_SUBSCRIPTIONS);
+            run.inv.lock().await.unavailable.push(Unavailable {
+                what: format!("{} private DNS zones of subscription(s) {}", what::NETWORK, skipped.join(", ")),
+                reason: format!(
+                    "not searched: at most {MAX_ZONE_SUBSCRIPTIONS} subscription(s) besides the cluster's are searched for {ACR_PRIVATE_ZONE}"
+                ),
+            });
+        }
+        subs
+    } else {
+        Vec::new()
+    };
     let zones = async {
-        if !private {
-            return Vec::new();
-        }
-        let path = format!("/subscriptions/{sub}/providers/Microsoft.Network/privateDnsZones");
-        match run.arm.list(&path, api::PRIVATE_DNS).await {
-            Ok(zs) => {
-                let mine: Vec<Value> = zs
-                    .into_iter()
-                    .filter(|z| {
-                        z.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(ACR_PRIVATE_ZONE))
-                    })
-                    .collect();
-                for z in &mine {
-                    run.add(z.clone()).await;
+        let lists = futures::future::join_all(zone_subs.iter().map(|s| {
+            let run = &run;
+            async move {
+                let path = format!("/subscriptions/{s}/providers/Microsoft.Network/privateDnsZones");
+                match run.arm.list(&path, api::PRIVATE_DNS).await {
+                    Ok(zs) => {
+                        let mine: Vec<Value> = zs
+                            .into_iter()
+                            .filter(|z| {
+                                z.get("name")
+                                    .and_then(Value::as_str)
+                                    .is_some_and(|n| n.eq_ignore_ascii_case(ACR_PRIVATE_ZONE))
+                            })
+                            .collect();
+                        for z in &mine {
+                            run.add(z.clone()).await;
+                        }
+                        mine
+                    }
+                    Err(f) => {
+                        run.miss(what::NETWORK, &path, &f).await;
+                        Vec::new()
+                    }
                 }
-                mine
             }
-            Err(f) => {
-                run.miss(what::NETWORK, &path, &f).await;
-                Vec::new()
-            }
-        }
+        }))
+        .await;
+        lists.into_iter().flatten().collect::<Vec<Value>>()
     };
     let graph_apps = futures::future::join_all(app_ids.iter().map(|a| run.graph_app(a)));
     let (assignments, _, node_vnets, endpoints, _, zones, _) =

@@ -10,10 +10,11 @@ use azure_model::authorization::{
 };
 use azure_model::compute::{POOL_NAME_TAG, VirtualMachineScaleSetProperties};
 use azure_model::container_registry::RegistryProperties;
-use azure_model::graph::Application;
+use azure_model::graph::{Application, PasswordCredential, parse_time};
 use azure_model::inventory::Unavailable;
 use azure_model::{Inventory, Resource};
 use regex::Regex;
+use time::{Duration, OffsetDateTime};
 
 use super::Context;
 use super::image::{Absence, image_absence};
@@ -275,6 +276,17 @@ fn stale_assignments<'a>(
 pub(crate) enum ClusterOutcome<'a> {
     /// The cluster's service principal has no valid secret.
     SpExpired { app_id: String, app: &'a Application },
+    /// The cluster's service principal has an expired secret, and every valid one was created
+    /// after the pulls began failing (a `fix` whose cluster reset failed): the cluster cannot
+    /// have been given it before it broke, so it still sends the expired one.
+    SpRenewedNotApplied {
+        app_id: String,
+        app: &'a Application,
+        expired: Vec<&'a PasswordCredential>,
+        renewed: Vec<&'a PasswordCredential>,
+        since: OffsetDateTime,
+        last: OffsetDateTime,
+    },
     /// The cluster's service principal was refused, and its application could not be read
     /// (`missing`), so the expiry of its secrets is unknown; nothing else explains the 401.
     SpUnverified { app_id: String, missing: Vec<&'a Unavailable> },
@@ -502,17 +514,60 @@ fn assess_cluster<'a>(
         .map(|app_id| (app_id, unreadable_application(inv, app_id)))
         .filter(|(_, missing)| !missing.is_empty())
         .map(|(app_id, missing)| ClusterOutcome::SpUnverified { app_id: app_id.to_string(), missing });
+    // A service principal whose only valid secrets were created after the pulls began failing:
+    // when its rights allow pulling (or cannot be read), the cluster still holds the old one.
+    let renewed = sp_app
+        .filter(|_| !image_absent)
+        .and_then(|app_id| inv.application(app_id).map(|app| (app_id, app)))
+        .and_then(|(app_id, app)| renewed_after_failure(ctx, failure, app_id, app));
     let Some(principal) = cluster_principal(ctx) else { return unverified.unwrap_or(ClusterOutcome::Unknown) };
     match registry {
         Some(r) => match role_verdict(ctx, r, &principal, repo) {
-            RoleVerdict::Granted(g) => match unverified {
-                Some(u) => u,
-                None => ClusterOutcome::Rights { verdict: RoleVerdict::Granted(g), principal },
+            RoleVerdict::Granted(g) => match (unverified, renewed) {
+                (Some(u), _) | (None, Some(u)) => u,
+                (None, None) => ClusterOutcome::Rights { verdict: RoleVerdict::Granted(g), principal },
             },
             verdict => ClusterOutcome::Rights { verdict, principal },
         },
-        None => ClusterOutcome::NoRegistry { principal },
+        None => renewed.unwrap_or(ClusterOutcome::NoRegistry { principal }),
     }
+}
+
+/// How long before the first failure an expired secret may have ended and still be the one
+/// that broke the pulls: clocks of nodes, the API server and Entra ID disagree a little.
+const CLOCK_SKEW: Duration = Duration::minutes(10);
+
+/// [`ClusterOutcome::SpRenewedNotApplied`] when `app` (the cluster's service principal) has a
+/// secret that had ended by the time the pulls began failing and every secret valid now started
+/// after that (and before the pulls were last seen failing), and the pull was refused as a service principal with a dead secret is (401, or
+/// no credentials at all).
+fn renewed_after_failure<'a>(
+    ctx: &Context<'a>,
+    failure: &PullFailure,
+    app_id: &str,
+    app: &'a Application,
+) -> Option<ClusterOutcome<'a>> {
+    let (since, last) = (failure.first_seen?, failure.last_seen?);
+    let symptom = &failure.symptom;
+    if !(symptom.status() == Some(401) || symptom.only_anonymous()) {
+        return None;
+    }
+    let (valid, dead): (Vec<&PasswordCredential>, Vec<&PasswordCredential>) =
+        app.password_credentials.iter().partition(|c| c.is_valid_at(ctx.now));
+    let expired: Vec<&PasswordCredential> =
+        dead.into_iter().filter(|c| c.end().is_some_and(|e| e <= ctx.now && e <= since + CLOCK_SKEW)).collect();
+    let started_after =
+        |c: &&PasswordCredential| c.start_date_time.as_deref().and_then(parse_time).is_some_and(|s| s > since);
+    if expired.is_empty() || valid.is_empty() || !valid.iter().all(started_after) {
+        return None;
+    }
+    // The pulls still failed after the newest valid secret existed: a cluster given it would
+    // have pulled (after a successful reset the old failures stop).
+    let newest = valid.iter().filter_map(|c| c.start_date_time.as_deref().and_then(parse_time)).max()?;
+    if last <= newest {
+        return None;
+    }
+    Some(ClusterOutcome::SpRenewedNotApplied { app_id: app_id.to_string(), app, expired, renewed: valid, since, last })
 }
 
 /// The unavailable reads that would have shown application `app_id` (its password

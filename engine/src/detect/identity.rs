@@ -8,6 +8,10 @@
 //!    else explains the 401 (the principal's roles allow pulling or cannot be judged, the image
 //!    is not known to be missing), `SP_SECRET_EXPIRED` at low confidence, naming the missing
 //!    evidence;
+//!    when the application has a valid secret but every valid one was created after the pulls
+//!    began failing (the earliest `Failed` event) and another had ended by then, the cluster
+//!    cannot hold the new one (a `fix` whose reset failed): `SP_SECRET_EXPIRED` at medium
+//!    confidence, when its rights allow pulling or the registry is unknown;
 //! 2. no credentials sent and the kubelet identity missing from the pool's scale set:
 //!    `KUBELET_IDENTITY_NOT_ON_VMSS`;
 //! 3. the principal holds no role that pulls at the registry scope (or above): ABAC mode with
@@ -17,8 +21,10 @@
 //! A principal that may pull leaves the 401 to the image detector (ACR answers 401 for images
 //! that do not exist).
 
-use azure_model::graph::Application;
+use azure_model::graph::{Application, PasswordCredential};
 use azure_model::inventory::Unavailable;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::Context;
 use super::access::{
@@ -38,6 +44,9 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
         match outcome {
             ClusterOutcome::SpExpired { app_id, app } => sp_expired(&mut out, ctx, f, app_id, app),
             ClusterOutcome::SpUnverified { app_id, missing } => sp_unverified(&mut out, ctx, f, app_id, missing),
+            ClusterOutcome::SpRenewedNotApplied { app_id, app, expired, renewed, since, last } => {
+                sp_renewed_not_applied(&mut out, ctx, f, app_id, app, expired, renewed, (*since, *last))
+            }
             ClusterOutcome::NotOnVmss { identity_id, scale_sets } => {
                 let Some(cluster) = ctx.cluster else { continue };
                 let names: Vec<&str> = scale_sets.iter().map(|v| v.name.as_str()).collect();
@@ -146,18 +155,87 @@ fn sp_expired(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &s
     out.add(app_id, f, d);
 }
 
+/// A service-principal cluster whose application has a valid secret, but only ones created
+/// after its pulls began failing with an expired one: a new secret was added (a `fix` whose
+/// cluster reset failed, or a manual `credential reset --append`) and never given to the
+/// cluster. Medium: the inventory cannot show which secret the cluster holds.
+#[allow(clippy::too_many_arguments)]
+fn sp_renewed_not_applied(
+    out: &mut Findings,
+    ctx: &Context<'_>,
+    f: &PullFailure,
+    app_id: &str,
+    app: &Application,
+    expired: &[&PasswordCredential],
+    renewed: &[&PasswordCredential],
+    (since, last): (OffsetDateTime, OffsetDateTime),
+) {
+    let Some(cluster) = ctx.cluster else { return };
+    let name = app.display_name.as_deref().unwrap_or(app_id);
+    let rfc = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+    let (since, last) = (rfc(since), rfc(last));
+    let label =
+        |c: &PasswordCredential| c.display_name.as_deref().or(c.key_id.as_deref()).unwrap_or("(unnamed)").to_string();
+    let d = Draft::new(
+        FindingCode::SpSecretExpired,
+        Confidence::Medium,
+        f,
+        format!(
+            "The service principal {name} ({app_id}) of cluster {} still authenticates with an expired client secret: its only valid secrets were created after the pulls began failing ({since}), so the cluster was never given them (a secret was added but the cluster's service principal was not reset).",
+            cluster.name
+        ),
+    )
+    .blame(
+        Blame::new("ServicePrincipal", app_id.to_string())
+            .note("a secret expired; its valid secrets were created after the pulls broke"),
+    )
+    .blame(
+        Blame::new("ManagedCluster", cluster.id.clone())
+            .note("servicePrincipalProfile was not reset with the new secret"),
+    )
+    .line(format!("cluster {}: servicePrincipalProfile.clientId = {app_id}", cluster.name))
+    .line(format!(
+        "the pulls began failing at {since} and still failed at {last}, with {}",
+        f.symptom.status().map(|s| format!("{s} from the registry")).unwrap_or_else(|| "no credentials from the credential provider".into())
+    ))
+    .lines(expired.iter().map(|c| {
+        format!(
+            "application {name} ({app_id}): password credential {} started {} and ended {} (expired)",
+            label(c),
+            c.start_date_time.as_deref().unwrap_or("(unknown)"),
+            c.end_date_time.as_deref().unwrap_or("never")
+        )
+    }))
+    .lines(renewed.iter().map(|c| {
+        format!(
+            "application {name} ({app_id}): password credential {} started {}, after the failures began and before the last one, and ends {} (valid)",
+            label(c),
+            c.start_date_time.as_deref().unwrap_or("(unknown)"),
+            c.end_date_time.as_deref().unwrap_or("never")
+        )
+    }))
+    .line("ARM never returns the cluster's secret, so which one it holds is inferred from these dates; resetting the cluster's service principal with a new secret settles it".to_string())
+    .action(Action::RotateServicePrincipalSecret { app_id: app_id.to_string(), cluster_id: Some(cluster.id.clone()) });
+    out.add(app_id, f, d);
+}
+
 /// A service-principal cluster whose pulls are refused while its application (and so the
 /// expiry of its secrets) could not be read: the expired secret is the likely cause, named at
 /// low confidence with the missing evidence, and checked before anything is rotated.
 fn sp_unverified(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &str, missing: &[&Unavailable]) {
     let Some(cluster) = ctx.cluster else { return };
     let (rg, name) = (super::support::resource_group_of(&cluster.id).unwrap_or_default(), cluster.name.as_str());
+    let unread = if missing.iter().all(|u| crate::collect::azure::what::skipped_on_request(u)) {
+        "was not read (skipped on request)"
+    } else {
+        "could not be read"
+    };
     let d = Draft::new(
         FindingCode::SpSecretExpired,
         Confidence::Low,
         f,
         format!(
-            "The registry refuses the credentials of the service principal {app_id} of cluster {name}, and its application could not be read, so whether its client secret has expired is unconfirmed; an expired secret is the likely cause."
+            "The registry refuses the credentials of the service principal {app_id} of cluster {name}, and its application {unread}, so whether its client secret has expired is unconfirmed; an expired secret is the likely cause."
         ),
     )
     .blame(
@@ -348,6 +426,45 @@ mod tests {
     use crate::plan::Action;
 
     const UNAUTHORIZED: &str = "401 Unauthorized";
+
+    /// `sp-secret-expired` after a `fix` that added a secret (started `new_start`) but whose
+    /// cluster reset failed: the application holds the expired secret and the new one.
+    fn renewed_but_not_reset(new_start: &str) -> World {
+        let mut w = scenario("sp-secret-expired");
+        let mut app = CLUSTER_APP.application(&[EXPIRED]);
+        app["passwordCredentials"].as_array_mut().expect("creds").push(serde_json::json!({
+            "keyId": guid("pulldoctor-rotated"), "displayName": "pulldoctor-2025-06",
+            "startDateTime": new_start, "endDateTime": "2027-06-02T10:05:00Z", "hint": "Zx~"
+        }));
+        w.azure["applications"] = serde_json::json!([CI_APP.application(&[VALID]), app]);
+        w
+    }
+
+    #[test]
+    fn a_secret_added_after_the_failures_began_was_never_given_to_the_cluster() {
+        // The pulls failed from 09:12:02 to 09:16:50; the new secret is from 09:13:30.
+        let d = diagnose(&renewed_but_not_reset("2025-06-02T09:13:30Z"));
+        let codes: Vec<&str> = d.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["SP_SECRET_EXPIRED"], "{:#?}", d.findings);
+        let f = &d.findings[0];
+        assert_eq!(f.confidence, Confidence::Medium);
+        let proof = f.evidence.join("\n");
+        assert!(proof.contains(EXPIRED) && proof.contains("2025-06-02T09:13:30Z"), "{proof}");
+        assert!(proof.contains("2025-06-02T09:12:02Z") && proof.contains("2025-06-02T09:16:50Z"), "{proof}");
+        assert!(f.plan.actions.iter().any(|a| matches!(a,
+            Action::RotateServicePrincipalSecret { app_id, cluster_id: Some(c) }
+                if *app_id == CLUSTER_APP.app_id() && *c == cluster_id())));
+    }
+
+    #[test]
+    fn a_valid_secret_older_than_the_failures_or_newer_than_the_last_is_not_judged() {
+        // The cluster may well hold a secret that existed before the pulls broke, or have been
+        // reset with one created after the last failure: not judged.
+        for start in ["2025-05-30T08:00:00Z", "2025-06-02T10:05:00Z"] {
+            let d = diagnose(&renewed_but_not_reset(start));
+            assert!(d.findings.iter().all(|f| f.code != FindingCode::SpSecretExpired), "{start}: {:#?}", d.findings);
+        }
+    }
 
     /// The kubelet identity lost AcrPull; `web` pulls with it.
     fn role_missing(rt: Runtime) -> World {

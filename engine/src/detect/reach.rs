@@ -43,16 +43,25 @@ pub fn detect(ctx: &Context<'_>) -> Vec<Finding> {
     if missing.is_empty() {
         return vec![];
     }
+    let skipped = missing.iter().filter(|u| what::skipped_on_request(u)).count();
+    let refused = missing.len() - skipped;
+    let what_happened = match (refused, skipped) {
+        (0, s) => format!("{s} piece(s) of evidence were skipped on request"),
+        (r, 0) => format!("pulldoctor could not read {r} piece(s) of evidence"),
+        (r, s) => format!("pulldoctor could not read {r} piece(s) of evidence, and {s} were skipped on request"),
+    };
+    let note = |u: &Unavailable| {
+        if what::skipped_on_request(u) { format!("{} (skipped on request)", u.reason) } else { u.reason.clone() }
+    };
     vec![Finding {
         code: FindingCode::EvidenceUnavailable,
         severity: Severity::Warning,
         confidence: Confidence::High,
         summary: format!(
-            "pulldoctor could not read {} piece(s) of evidence; findings that depend on them have lower confidence, and some causes may be missed",
-            missing.len()
+            "{what_happened}; findings that depend on them have lower confidence, and some causes may be missed"
         ),
-        blamed: missing.iter().map(|u| Blame::new("Evidence", u.what.clone()).note(u.reason.clone())).collect(),
-        evidence: missing.iter().map(|u| format!("{}: {}", u.what, u.reason)).collect(),
+        blamed: missing.iter().map(|u| Blame::new("Evidence", u.what.clone()).note(note(u))).collect(),
+        evidence: missing.iter().map(|u| format!("{}: {}", u.what, note(u))).collect(),
         pods: ctx.failures.iter().map(|f| f.pod.clone()).collect(),
         plan: Plan::new(grants(ctx.evidence)),
     }]
@@ -78,7 +87,8 @@ struct Missing<'a> {
 
 fn sort(missing: &[Unavailable]) -> Missing<'_> {
     let mut m = Missing::default();
-    for u in missing {
+    // Skipped on request (`--no-graph`): the user chose it, no grant is proposed.
+    for u in missing.iter().filter(|u| !what::skipped_on_request(u)) {
         let w = u.what.as_str();
         let lower = w.to_ascii_lowercase();
         if let Some(k) = w.strip_prefix("kubernetes: ") {
@@ -383,6 +393,22 @@ mod tests {
             c.iter()
                 .any(|c| c.contains("/servicePrincipals/o3/appRoleAssignments") && c.contains(APPLICATION_READ_ALL))
         );
+    }
+
+    #[test]
+    fn graph_skipped_on_request_gets_no_grant() {
+        let mut e = with(&[], None);
+        e.azure.unavailable.push(Unavailable { what: what::GRAPH.into(), reason: what::SKIPPED_NO_GRAPH.into() });
+        assert!(commands(&e).is_empty());
+        let ctx = crate::detect::Context { evidence: &e, failures: vec![], cluster: None, now: e.now() };
+        let f = detect(&ctx).pop().expect("a finding");
+        assert!(f.plan.actions.is_empty(), "{:#?}", f.plan.actions);
+        assert!(f.summary.contains("1 piece(s) of evidence were skipped on request"), "{}", f.summary);
+        assert!(!f.summary.contains("could not read"), "{}", f.summary);
+        assert_eq!(f.evidence, ["azure: microsoft graph: not read: --no-graph (skipped on request)"]);
+        // A refused Graph read beside it still gets its grant.
+        e.azure.unavailable.push(u("azure: directory application x"));
+        assert!(commands(&e).iter().any(|c| c.contains(DIRECTORY_READERS)));
     }
 
     #[test]

@@ -292,6 +292,8 @@ mod tests {
             pull_secrets: vec![],
             missing_pull_secrets: vec![],
             workload: WorkloadRef { kind: "Deployment".into(), namespace: "ns".into(), name: "d".into() },
+            first_seen: None,
+            last_seen: None,
         };
         let mut fs = Findings::default();
         for (pod, conf) in [("b", Confidence::Medium), ("a", Confidence::High), ("a", Confidence::Low)] {

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use time::OffsetDateTime;
 
 use super::{Evidence, PullSecret};
 use crate::finding::PodRef;
@@ -63,6 +64,10 @@ pub struct PullFailure {
     pub missing_pull_secrets: Vec<String>,
     /// The workload that owns the pod.
     pub workload: WorkloadRef,
+    /// When the pod's pulls began failing: the earliest `Failed` event's first timestamp.
+    pub first_seen: Option<OffsetDateTime>,
+    /// When they were last seen failing: the latest `Failed` event's last timestamp.
+    pub last_seen: Option<OffsetDateTime>,
 }
 
 impl PullFailure {
@@ -136,6 +141,12 @@ pub fn pull_failures(evidence: &Evidence) -> Vec<PullFailure> {
                 pull_secrets,
                 missing_pull_secrets: missing,
                 workload: owner_of(evidence, pod, ns, name),
+                first_seen: first_failed(events),
+                last_seen: failed_events(events)
+                    .map(event_time)
+                    .filter(|t| *t > 0)
+                    .max()
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
             });
         }
     }
@@ -178,6 +189,24 @@ fn best_message<'a>(
     let m = waiting.unwrap_or_default().to_string();
     let s = Symptom::parse(&m);
     (m, s)
+}
+
+/// The earliest time a `Failed` event of the pod was first seen.
+fn first_failed(events: &[&Event]) -> Option<OffsetDateTime> {
+    failed_events(events)
+        .filter_map(|ev| {
+            ev.first_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .or_else(|| ev.event_time.as_ref().map(|t| t.0.as_second()))
+                .or_else(|| ev.last_timestamp.as_ref().map(|t| t.0.as_second()))
+        })
+        .min()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+}
+
+fn failed_events<'a>(events: &'a [&'a Event]) -> impl Iterator<Item = &'a Event> + 'a {
+    events.iter().copied().filter(|ev| ev.reason.as_deref() == Some("Failed"))
 }
 
 fn event_time(ev: &Event) -> i64 {
