@@ -466,13 +466,18 @@ fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode 
         }
     };
     if output == Output::Json {
-        let doc = serde_json::json!({
-            "report": report,
-            "plan": steps,
-            "audit": audit,
-            // Only a plan whose every step was found done: a healthy cluster had nothing to fix.
-            "alreadyFixed": audit.already_fixed(),
-        });
+        // The report itself (so `fix --apply -o json` answers the engine contract as an engine
+        // that fixes things itself), with the plan and audit beside it. `alreadyFixed`: there
+        // was something to fix and, after this run, every step is done (applied now, or found
+        // done); a healthy cluster had nothing to fix.
+        let mut fixed = report.clone();
+        fixed.already_fixed = !audit.records.is_empty() && !audit.failed() && !audit.pending();
+        let mut doc = serde_json::to_value(&fixed).unwrap_or_default();
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("alreadyFixed".into(), fixed.already_fixed.into());
+            o.insert("plan".into(), serde_json::to_value(&steps).unwrap_or_default());
+            o.insert("audit".into(), serde_json::to_value(&audit).unwrap_or_default());
+        }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         println!();

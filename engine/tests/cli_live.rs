@@ -238,7 +238,12 @@ fn offline_diagnose_lowers_confidence_like_fix_and_the_linked_engine() {
             .unwrap();
         assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
         let v = json_of(&o);
-        if command == "fix" { v["report"].clone() } else { v }
+        if command == "fix" {
+            // `fix -o json` is itself a report (the engine contract), with the plan and audit.
+            serde_json::from_value::<pulldoctor::Report>(v.clone()).expect("fix -o json is a contract report");
+            assert!(v["audit"].is_object() && v["plan"].is_array(), "{v:#}");
+        }
+        v
     };
     let diagnose = report_of("diagnose");
     let f = diagnose["findings"].as_array().unwrap().iter().find(|f| f["code"] == "ACR_PULL_ROLE_MISSING").unwrap();
@@ -295,7 +300,7 @@ fn fix_on_a_healthy_cluster_fixed_nothing() {
     let o = bin().arg("fix").args(offline("healthy-baseline")).args(["-o", "json"]).output().unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let v = json_of(&o);
-    assert_eq!(v["report"]["status"], "healthy");
+    assert_eq!(v["status"], "healthy");
     assert_eq!(v["alreadyFixed"], false, "nothing was planned, so nothing was found already fixed");
 }
 
