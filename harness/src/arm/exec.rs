@@ -134,6 +134,11 @@ impl Executor {
                         pointer: pointer.clone(),
                         value: self.bindings.substitute_value(value).map_err(bind_err)?,
                     },
+                    Edit::Insert { pointer, index, value } => Edit::Insert {
+                        pointer: pointer.clone(),
+                        index: *index,
+                        value: self.bindings.substitute_value(value).map_err(bind_err)?,
+                    },
                     Edit::RemoveWhere { pointer, field, equals } => Edit::RemoveWhere {
                         pointer: pointer.clone(),
                         field: field.clone(),
@@ -199,6 +204,16 @@ pub fn apply_edit(doc: &mut Value, edit: &Edit) {
             let arr = s.as_array_mut().expect("made an array above");
             if !arr.iter().any(|x| x == value) {
                 arr.push(value.clone());
+            }
+        }
+        Edit::Insert { pointer, index, value } => {
+            let s = slot(doc, pointer);
+            if !s.is_array() {
+                *s = Value::Array(vec![]);
+            }
+            let arr = s.as_array_mut().expect("made an array above");
+            if !arr.iter().any(|x| x == value) {
+                arr.insert((*index).min(arr.len()), value.clone());
             }
         }
         Edit::RemoveWhere { pointer, field, equals } => {
@@ -281,5 +296,17 @@ mod tests {
             },
         );
         assert!(vmss["identity"]["userAssignedIdentities"].get(id).is_some());
+    }
+
+    #[test]
+    fn insert_puts_an_element_back_where_it_was_once() {
+        let mut doc = json!({ "rules": ["a", "c"] });
+        let insert = |index| Edit::Insert { pointer: "/rules".into(), index, value: json!("b") };
+        apply_edit(&mut doc, &insert(1));
+        apply_edit(&mut doc, &insert(1));
+        assert_eq!(doc["rules"], json!(["a", "b", "c"]));
+        let mut short = json!({ "rules": [] });
+        apply_edit(&mut short, &insert(5));
+        assert_eq!(short["rules"], json!(["b"]));
     }
 }

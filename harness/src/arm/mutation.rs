@@ -127,15 +127,17 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
             v::PRIVATE_DNS,
             format!("unlink {zone} from {vnet}"),
         )]),
-        Mutation::AddRegistryIpRule { allow } => Azure(vec![Request::update(
-            registry,
-            v::CONTAINER_REGISTRY,
-            Edit::Append {
-                pointer: "/properties/networkRuleSet/ipRules".into(),
-                value: json!({ "action": "Allow", "value": firewall_value(b, allow) }),
-            },
-            format!("allow {allow}"),
-        )]),
+        Mutation::AddRegistryIpRule { allow } => {
+            let pointer = "/properties/networkRuleSet/ipRules".to_string();
+            let value = json!({ "action": "Allow", "value": firewall_value(b, allow) });
+            // Where the baseline declares it, so an inverse restores the exact list.
+            let declared = b.registry.firewall.as_ref().and_then(|f| f.allow.iter().position(|a| a == allow));
+            let edit = match declared {
+                Some(index) => Edit::Insert { pointer, index, value },
+                None => Edit::Append { pointer, value },
+            };
+            Azure(vec![Request::update(registry, v::CONTAINER_REGISTRY, edit, format!("allow {allow}"))])
+        }
         Mutation::RemoveRegistryIpRule { allow } => Azure(vec![Request::update(
             registry,
             v::CONTAINER_REGISTRY,

@@ -57,6 +57,17 @@ pub enum Edit {
         /// The element.
         value: Value,
     },
+    /// Insert `value` at position `index` (or at the end, if shorter) of the array at
+    /// `pointer`, unless an equal element is there: an inverse that puts an element back where
+    /// the baseline had it.
+    Insert {
+        /// The array.
+        pointer: String,
+        /// The position.
+        index: usize,
+        /// The element.
+        value: Value,
+    },
     /// Remove every element of the array at `pointer` whose `field` equals `equals`
     /// (case-insensitive for strings).
     RemoveWhere {
