@@ -266,16 +266,67 @@ impl Client {
         let first = self.exchange(method, &url, &shown, body, repeat).await?;
         // ARM's async protocol: `Azure-AsyncOperation` on 201/202, or `Location` on 202. (A 201
         // with only `Location` is a finished create, as Graph answers.)
+        // ARM's async protocol: `Azure-AsyncOperation` on any success but 204 (an update of an
+        // existing resource answers 200 with it), or `Location` on 202. A 201 with only
+        // `Location` is a finished create, as Graph answers. Without headers, a PUT/PATCH whose
+        // `provisioningState` is not terminal is followed by reading the resource.
         let running = method != Method::Get
             && match first.status {
-                StatusCode::CREATED => first.header("azure-asyncoperation").is_some(),
+                StatusCode::NO_CONTENT => false,
                 StatusCode::ACCEPTED => {
                     first.header("azure-asyncoperation").is_some() || first.header("location").is_some()
                 }
+                s if s.is_success() => first.header("azure-asyncoperation").is_some(),
                 _ => false,
             };
-        let answer = if running { self.follow(method, &url, &shown, first).await? } else { first };
+        let answer = if running {
+            self.follow(method, &url, &shown, first).await?
+        } else if matches!(method, Method::Put | Method::Patch) && !api_version.is_empty() && !first.settled() {
+            self.settle(&url, &shown).await?
+        } else {
+            first
+        };
         answer.json(&shown)
+    }
+
+    /// Reads the resource at `url` until its `provisioningState` is terminal.
+    async fn settle(&self, url: &str, shown: &str) -> Result<Answer, RestError> {
+        let started = std::time::Instant::now();
+        let mut wait = None;
+        loop {
+            self.pause(shown, started, wait).await?;
+            let now = self.exchange(Method::Get, url, shown, None, Repeat::Safe).await?;
+            if now.settled() {
+                if let Some(state) = now.provisioning_state().filter(|s| !s.eq_ignore_ascii_case("Succeeded")) {
+                    return Err(RestError::Operation {
+                        request: shown.to_string(),
+                        status: state,
+                        code: String::new(),
+                        message: "the resource's provisioningState ended there".into(),
+                    });
+                }
+                return Ok(now);
+            }
+            wait = now.retry_after();
+        }
+    }
+
+    /// Refuses to send this client's token anywhere but its own service.
+    fn same_service(&self, shown: &str, url: &str) -> Result<(), RestError> {
+        let origin = |u: &str| {
+            reqwest::Url::parse(u)
+                .ok()
+                .map(|u| (u.scheme().to_string(), u.host_str().map(str::to_ascii_lowercase), u.port_or_known_default()))
+        };
+        if origin(url).is_some() && origin(url) == origin(&self.inner.base) {
+            Ok(())
+        } else {
+            Err(RestError::Config(format!(
+                "{shown}: the service asked to poll {}, which is not {}; the token is not sent there",
+                strip_query(url),
+                self.inner.base
+            )))
+        }
     }
 
     /// Polls a long-running operation to its end (ARM's async operation protocol).
@@ -284,6 +335,7 @@ impl Client {
         let location = first.header("location").map(str::to_string);
         let mut wait = first.retry_after();
         if let Some(operation) = first.header("azure-asyncoperation").map(str::to_string) {
+            self.same_service(shown, &operation)?;
             loop {
                 self.pause(shown, started, wait).await?;
                 let status = self.exchange(Method::Get, &operation, shown, None, Repeat::Safe).await?;
@@ -313,11 +365,16 @@ impl Client {
         }
         // Location only: it answers 202 while running, then the result (200, or 204 for none).
         let Some(loc) = location else { return Ok(first) };
+        self.same_service(shown, &loc)?;
         loop {
             self.pause(shown, started, wait).await?;
             let next = self.exchange(Method::Get, &loc, shown, None, Repeat::Safe).await?;
             if next.status != StatusCode::ACCEPTED {
-                return Ok(next);
+                // A PUT/PATCH answers the resource itself, not the operation's result.
+                return match method {
+                    Method::Put | Method::Patch => self.exchange(Method::Get, url, shown, None, Repeat::Safe).await,
+                    _ => Ok(next),
+                };
             }
             wait = next.retry_after();
         }
@@ -470,6 +527,18 @@ impl Answer {
 
     fn retry_after(&self) -> Option<Duration> {
         retry_after(&self.headers)
+    }
+
+    /// `properties.provisioningState` of an ARM resource body.
+    fn provisioning_state(&self) -> Option<String> {
+        let v: Value = serde_json::from_str(&self.text).ok()?;
+        v.pointer("/properties/provisioningState").and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// Whether the body shows no operation in progress (no state, or a terminal one).
+    fn settled(&self) -> bool {
+        self.provisioning_state()
+            .is_none_or(|s| ["Succeeded", "Failed", "Canceled"].iter().any(|t| s.eq_ignore_ascii_case(t)))
     }
 
     /// The body as JSON (`Null` when empty).

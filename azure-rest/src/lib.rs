@@ -12,9 +12,10 @@
 //! - retries with exponential backoff on 429 and 5xx, honouring `Retry-After`; a `POST` (not
 //!   idempotent: `addPassword` twice makes two secrets) is retried only when the service refused
 //!   it before processing it (429, no connection), never after a timeout or a 5xx ([`Repeat`]);
-//! - long-running operations followed to their end (`Azure-AsyncOperation` on 201/202,
-//!   `Location` on 202, `Retry-After` honoured), so a write returns the finished resource and a
-//!   `Failed` operation is an error ([`RestError::Operation`]);
+//! - long-running operations followed to their end (`Azure-AsyncOperation` on any success but
+//!   204, `Location` on 202, a non-terminal `provisioningState`; `Retry-After` honoured; polls
+//!   only on the client's own host), so a write returns the finished resource and a `Failed`
+//!   operation is an error ([`RestError::Operation`]);
 //! - a count of the requests sent (diagnosis budgets are stated in requests).
 
 mod client;

@@ -296,3 +296,64 @@ async fn a_created_answer_with_only_a_location_is_finished() {
     assert_eq!(v["id"], "1");
     assert_eq!(seen.lock().await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_update_answered_200_with_an_operation_is_followed_too() {
+    let (base, seen) = script(vec![
+        (
+            200,
+            vec![h("azure-asyncoperation", "{base}/ops/4")],
+            r#"{"properties":{"provisioningState":"Updating"}}"#.into(),
+        ),
+        (200, vec![], r#"{"status":"Succeeded"}"#.into()),
+        (200, vec![], r#"{"properties":{"provisioningState":"Succeeded"}}"#.into()),
+    ])
+    .await;
+    let v = patient(&base).put("/subscriptions/s/x", "1", &serde_json::json!({})).await.unwrap();
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(seen.lock().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_put_followed_at_its_location_answers_the_resource() {
+    let (base, seen) = script(vec![
+        (202, vec![h("location", "{base}/results/8")], String::new()),
+        (204, vec![], String::new()),
+        (200, vec![], r#"{"name":"x","properties":{"provisioningState":"Succeeded"}}"#.into()),
+    ])
+    .await;
+    let v = patient(&base).put("/subscriptions/s/x", "1", &serde_json::json!({})).await.unwrap();
+    assert_eq!(v["name"], "x");
+    assert_eq!(seen.lock().await.last().unwrap(), "GET /subscriptions/s/x?api-version=1 HTTP/1.1");
+}
+
+#[tokio::test]
+async fn a_put_without_headers_is_followed_by_its_provisioning_state() {
+    let (base, seen) = script(vec![
+        (201, vec![], r#"{"properties":{"provisioningState":"Creating"}}"#.into()),
+        (200, vec![], r#"{"properties":{"provisioningState":"Creating"}}"#.into()),
+        (200, vec![], r#"{"properties":{"provisioningState":"Succeeded"}}"#.into()),
+    ])
+    .await;
+    let v = patient(&base).put("/subscriptions/s/x", "1", &serde_json::json!({})).await.unwrap();
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(seen.lock().await.len(), 3);
+    // Ending Failed is an error.
+    let (base, _) = script(vec![
+        (201, vec![], r#"{"properties":{"provisioningState":"Creating"}}"#.into()),
+        (200, vec![], r#"{"properties":{"provisioningState":"Failed"}}"#.into()),
+    ])
+    .await;
+    let err = patient(&base).put("/subscriptions/s/x", "1", &serde_json::json!({})).await.unwrap_err();
+    assert!(matches!(&err, azure_rest::RestError::Operation { status, .. } if status == "Failed"), "{err}");
+}
+
+#[tokio::test]
+async fn the_token_is_never_sent_to_a_poll_url_on_another_host() {
+    let (base, seen) =
+        script(vec![(202, vec![h("azure-asyncoperation", "https://elsewhere.example/ops/1")], String::new())]).await;
+    let err = patient(&base).post("/subscriptions/s/c/resetServicePrincipalProfile", "1", None).await.unwrap_err();
+    assert!(matches!(err, azure_rest::RestError::Config(_)), "{err}");
+    assert!(err.to_string().contains("elsewhere.example"), "{err}");
+    assert_eq!(seen.lock().await.len(), 1);
+}
