@@ -158,38 +158,59 @@ fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiFail
 }
 
 /// Applies a JSON merge patch (RFC 7386), or with `strategic` Kubernetes' strategic merge patch
-/// as far as remediation uses it: lists whose items all carry a `name` (containers, volumes,
-/// env, imagePullSecrets) are merged item by item instead of replaced.
+/// as far as pod templates go: the lists Kubernetes merges by key (containers, volumes, env,
+/// imagePullSecrets by `name`; ports by `containerPort`; volumeMounts by `mountPath`;
+/// hostAliases by `ip`) are merged item by item; other lists are replaced.
 fn apply_patch(target: &mut Value, patch: &Value, strategic: bool) {
+    patch_field(target, patch, strategic, None);
+}
+
+/// The merge key of a list field in a pod spec (`patchMergeKey` in the Kubernetes API).
+fn merge_key(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
+        "ports" => "containerPort",
+        "volumeMounts" => "mountPath",
+        "volumeDevices" => "devicePath",
+        "hostAliases" => "ip",
+        _ => return None,
+    })
+}
+
+fn patch_field(target: &mut Value, patch: &Value, strategic: bool, field: Option<&str>) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (key, value) in p {
                 if value.is_null() {
                     t.remove(key);
-                } else if let Some(existing) = t.get_mut(key) {
-                    apply_patch(existing, value, strategic);
                 } else {
-                    let mut fresh = Value::Object(Map::new());
-                    apply_patch(&mut fresh, value, strategic);
-                    t.insert(key.clone(), fresh);
+                    let slot = t.entry(key.clone()).or_insert(Value::Null);
+                    patch_field(slot, value, strategic, Some(key));
                 }
             }
         }
-        (Value::Array(t), Value::Array(p)) if strategic && named(t) && named(p) => {
+        (Value::Array(t), Value::Array(p)) if strategic && field.and_then(merge_key).is_some() => {
+            let key = field.and_then(merge_key).unwrap_or("name");
             for item in p {
-                let name = item.get("name").cloned();
-                match t.iter_mut().find(|x| x.get("name") == name.as_ref()) {
-                    Some(existing) => apply_patch(existing, item, strategic),
-                    None => t.push(item.clone()),
+                let id = item.get(key).cloned();
+                match t.iter_mut().find(|x| id.is_some() && x.get(key) == id.as_ref()) {
+                    Some(existing) => patch_field(existing, item, strategic, None),
+                    None => {
+                        let mut fresh = Value::Object(Map::new());
+                        patch_field(&mut fresh, item, strategic, None);
+                        t.push(fresh);
+                    }
                 }
             }
+        }
+        // An object over anything else: the patch applied to an empty object, so its nulls go.
+        (t, p @ Value::Object(_)) => {
+            let mut fresh = Value::Object(Map::new());
+            patch_field(&mut fresh, p, strategic, field);
+            *t = fresh;
         }
         (t, p) => *t = p.clone(),
     }
-}
-
-fn named(items: &[Value]) -> bool {
-    items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
 #[cfg(test)]
@@ -273,8 +294,26 @@ mod tests {
         let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [{"name": "x", "v": 1}]});
         apply_patch(&mut target, &json!({"a": "z", "c": {"f": null}, "l": [{"name": "y"}]}), false);
         assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "l": [{"name": "y"}]}));
-        let mut target = json!({"l": [{"name": "x", "v": 1}]});
-        apply_patch(&mut target, &json!({"l": [{"name": "y"}, {"name": "x", "v": 2}]}), true);
-        assert_eq!(target, json!({"l": [{"name": "x", "v": 2}, {"name": "y"}]}));
+        // Strategic: lists with a merge key merge by it; others are replaced; nulls never land.
+        let mut target = json!({"containers": [{"name": "x", "v": 1}], "ports": [{"containerPort": 80, "name": "http"}], "args": ["a"]});
+        let patch = json!({
+            "containers": [{"name": "y", "gone": null}, {"name": "x", "v": 2}],
+            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+            "args": ["b"],
+            "scalar": {"k": "v", "n": null}
+        });
+        apply_patch(&mut target, &patch, true);
+        assert_eq!(
+            target,
+            json!({
+                "containers": [{"name": "x", "v": 2}, {"name": "y"}],
+                "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                "args": ["b"],
+                "scalar": {"k": "v"}
+            })
+        );
+        let mut over = json!({"a": "text"});
+        apply_patch(&mut over, &json!({"a": {"b": 1, "c": null}}), false);
+        assert_eq!(over, json!({"a": {"b": 1}}));
     }
 }
