@@ -35,6 +35,10 @@ pub struct EmulatorConfig {
     pub registry_token_issuer: String,
     /// Where time comes from (tests move it to expire secrets).
     pub clock: Clock,
+    /// Answer the writes Azure runs asynchronously (network, clusters, registries, scale sets,
+    /// the service principal reset) with ARM's long-running operation protocol
+    /// (`Azure-AsyncOperation`, `202` + `Location`), so clients prove they follow it.
+    pub async_operations: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -48,6 +52,7 @@ impl Default for EmulatorConfig {
             state: None,
             registry_token_issuer: DEFAULT_REGISTRY_TOKEN_ISSUER.to_string(),
             clock: Clock::system(),
+            async_operations: false,
         }
     }
 }

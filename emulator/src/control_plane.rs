@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     pub registry_token_issuer: String,
     /// `https://127.0.0.1:PORT`.
     pub base_url: String,
+    /// Answer asynchronous writes with ARM's operation protocol.
+    pub async_operations: bool,
 }
 
 impl Settings {
@@ -37,6 +39,8 @@ pub(crate) struct ControlPlane {
     pub ca: Arc<CertificateAuthority>,
     state: Mutex<State>,
     data_plane: watch::Sender<Arc<DataPlane>>,
+    /// Long-running operations in flight (with `async_operations`).
+    pub operations: crate::arm::operations::Operations,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -54,7 +58,7 @@ impl ControlPlane {
         state: State,
     ) -> Self {
         let (data_plane, _) = watch::channel(Arc::new(DataPlane::compute(&state)));
-        Self { settings, clock, signer, ca, state: Mutex::new(state), data_plane }
+        Self { settings, clock, signer, ca, state: Mutex::new(state), data_plane, operations: Default::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

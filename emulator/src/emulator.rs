@@ -172,6 +172,7 @@ impl Emulator {
             subscription_id: config.subscription_id.clone(),
             registry_token_issuer: config.registry_token_issuer.clone(),
             base_url: base_url.clone(),
+            async_operations: config.async_operations,
         };
         let cp = Arc::new(ControlPlane::new(settings, config.clock.clone(), signer, ca.clone(), state));
         let (shutdown, rx) = watch::channel(false);

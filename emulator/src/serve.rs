@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// `iss` of registry access tokens (distribution's `auth.token.issuer`).
     #[arg(long, default_value = DEFAULT_REGISTRY_TOKEN_ISSUER)]
     pub registry_token_issuer: String,
+    /// Answer the writes Azure runs asynchronously with ARM's long-running operation protocol
+    /// (`Azure-AsyncOperation`, `202` + `Location`).
+    #[arg(long)]
+    pub async_operations: bool,
 }
 
 fn write(path: &Path, text: &str, private: bool) -> Result<(), EmulatorError> {
@@ -103,6 +107,7 @@ pub async fn serve_until(args: ServeArgs, stop: impl std::future::Future<Output 
         subscription_id: args.subscription_id.clone(),
         extra_san: args.extra_san.clone(),
         registry_token_issuer: args.registry_token_issuer.clone(),
+        async_operations: args.async_operations,
         ..EmulatorConfig::default()
     };
     if let Some(path) = &args.state {

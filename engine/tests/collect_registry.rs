@@ -259,6 +259,60 @@ async fn a_missing_repository_is_stated_only_with_the_catalog() {
     emu.shutdown().await;
 }
 
+/// `shop/web` whose newest tag's config blob is `blob` (`None`: the blob GET fails, as ACR's
+/// redirect to an unreachable data endpoint does).
+fn web_with_blob(blob: Option<serde_json::Value>) -> BTreeMap<String, FakeRepo> {
+    let mut repos = content();
+    let web = repos.get_mut("shop/web").unwrap();
+    let digest = web.blobs.keys().next().unwrap().clone();
+    match blob {
+        Some(b) => web.blobs.insert(digest, b),
+        None => web.blobs.remove(&digest),
+    };
+    repos
+}
+
+#[tokio::test]
+async fn a_failed_config_blob_keeps_the_tags_and_the_candidate() {
+    let emu = emulator("image-tag-not-found").await;
+    grant_pull(&emu);
+    let acr = FakeAcr::start(&emu, LOGIN, web_with_blob(None)).await;
+    let mut e = evidence("image-tag-not-found");
+    let read = registry::enrich(&mut e, &clients(&emu), &options(&emu, &acr)).await;
+    assert_eq!(read.registries, 1);
+    let web = &e.azure.content_of(LOGIN).expect("tags merged").repositories[0];
+    assert_eq!(web.tags, ["1.2.7", "1.3.0", "1.4.1", "1.4.2"]);
+    assert!(web.platforms.is_empty(), "{web:?}");
+    let u = registry_unavailable(&e);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert!(u[0].starts_with(&format!("registry: {LOGIN}/shop/web platforms: GET /v2/shop/web/blobs/")), "{u:?}");
+    // The tags still name the candidate.
+    let f = diagnose(&e).findings.into_iter().find(|f| f.code == FindingCode::ImageNotFound).unwrap();
+    assert!(
+        matches!(&f.plan.actions[0], Action::SetImage { image, .. } if image == &format!("{LOGIN}/shop/web:1.4.2")),
+        "{:?}",
+        f.plan.actions
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_answer_beyond_the_body_cap_is_a_failure() {
+    let emu = emulator("image-tag-not-found").await;
+    grant_pull(&emu);
+    let huge = "x".repeat(registry::MAX_BODY + 1);
+    let blob = serde_json::json!({"os": "linux", "architecture": "amd64", "padding": huge});
+    let acr = FakeAcr::start(&emu, LOGIN, web_with_blob(Some(blob))).await;
+    let mut e = evidence("image-tag-not-found");
+    registry::enrich(&mut e, &clients(&emu), &options(&emu, &acr)).await;
+    let web = &e.azure.content_of(LOGIN).expect("tags merged").repositories[0];
+    assert!(web.platforms.is_empty(), "{:?}", web.platforms);
+    let u = registry_unavailable(&e);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert!(u[0].contains("platforms") && u[0].contains(&format!("{} bytes", registry::MAX_BODY)), "{u:?}");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn images_outside_acr_and_healthy_pods_cost_nothing() {
     let emu = emulator("healthy-baseline").await;

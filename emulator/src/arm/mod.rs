@@ -9,6 +9,7 @@ mod container_registry;
 mod container_service;
 pub(crate) mod error;
 mod network;
+pub(crate) mod operations;
 mod path;
 mod private_dns;
 mod resource_groups;
@@ -66,15 +67,28 @@ pub(crate) async fn handle(
     body: axum::body::Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("arm", %method, path = %uri.path(), request_id = %request_id);
-    let _enter = span.enter();
-    let mut resp = match dispatch(&cp, &method, &uri, &headers, &body) {
-        Ok(r) => r,
-        Err(f) => {
-            tracing::info!(status = f.status.as_u16(), code = %f.error.error.code, "ARM request refused");
-            f.into_response()
+    let mut resp = {
+        let span = tracing::info_span!("arm", %method, path = %uri.path(), request_id = %request_id);
+        let _enter = span.enter();
+        let lower = uri.path().to_ascii_lowercase();
+        match lower.find(operations::SEGMENT) {
+            // A poll of a long-running operation.
+            Some(i) if method == Method::GET => match authenticate(&cp, &headers) {
+                Ok(_) => cp.operations.poll(&uri.path()[i + operations::SEGMENT.len()..]),
+                Err(f) => f.into_response(),
+            },
+            _ => match dispatch(&cp, &method, &uri, &headers, &body) {
+                Ok(r) => r,
+                Err(f) => {
+                    tracing::info!(status = f.status.as_u16(), code = %f.error.error.code, "ARM request refused");
+                    f.into_response()
+                }
+            },
         }
     };
+    if cp.settings.async_operations && resp.status().is_success() && operations::is_async(&method, uri.path()) {
+        resp = cp.operations.start(&cp.settings.base_url, &cp.settings.subscription_id, &method, resp).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-ms-request-id", v.clone());
         resp.headers_mut().insert("x-ms-correlation-request-id", v);

@@ -4,6 +4,7 @@ mod acr;
 mod arm;
 mod common;
 mod identity;
+mod operations;
 mod registry;
 mod serve;
 mod validation;

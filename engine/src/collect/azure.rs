@@ -58,6 +58,9 @@ pub mod what {
     pub const SCALE_SETS: &str = "azure: scale sets";
     /// Network resources (VNets, NSGs, route tables, endpoints, IPs, DNS).
     pub const NETWORK: &str = "azure: network";
+    /// The private DNS zones of subscriptions beyond the search bound (`MAX_ZONE_SUBSCRIPTIONS`),
+    /// followed by the subscriptions, comma-separated: not searched, not refused.
+    pub const UNSEARCHED_ZONES: &str = "azure: network private DNS zones of subscription(s)";
     /// Graph applications and service principals.
     pub const DIRECTORY: &str = "azure: directory";
 
@@ -637,7 +640,7 @@ pub async fn collect(clients: &AzureClients, hints: &Hints) -> Result<Inventory,
         if subs.len() > 1 + MAX_ZONE_SUBSCRIPTIONS {
             let skipped = subs.split_off(1 + MAX_ZONE_SUBSCRIPTIONS);
             run.inv.lock().await.unavailable.push(Unavailable {
-                what: format!("{} private DNS zones of subscription(s) {}", what::NETWORK, skipped.join(", ")),
+                what: format!("{} {}", what::UNSEARCHED_ZONES, skipped.join(", ")),
                 reason: format!(
                     "not searched: at most {MAX_ZONE_SUBSCRIPTIONS} subscription(s) besides the cluster's are searched for {ACR_PRIVATE_ZONE}"
                 ),

@@ -14,9 +14,12 @@
 //! (404 `NAME_UNKNOWN`) is a fact only when the repository list (`/v2/_catalog`) can be read
 //! too: content merged into the evidence claims that the repositories it lacks do not exist,
 //! so a registry whose repositories could not all be read is merged only into content that
-//! already exists (an inventory's), never created. Every failure becomes an
-//! [`Unavailable`] entry `registry: LOGIN/REPO` with the status or cause; nothing here errors.
-//! Tokens are never logged.
+//! already exists (an inventory's), never created, and its 404s remove nothing from it. Every
+//! failure becomes an [`Unavailable`] entry `registry: LOGIN/REPO` with the status or cause;
+//! a repository whose tags were read but whose platforms (manifests, config blobs: ACR
+//! redirects blob reads to a data endpoint that is often unreachable) could not be keeps its
+//! tags, with an entry `registry: LOGIN/REPO platforms`. Answers larger than [`MAX_BODY`] are
+//! failures. Nothing here errors. Tokens are never logged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -45,6 +48,9 @@ pub const MAX_REPOSITORIES: usize = 20;
 pub const MAX_REFERENCES: usize = 3;
 /// Timeout of one request.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer body read (tag lists, manifests, config blobs, error texts): a larger one
+/// is a failure, never buffered whole.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -126,6 +132,28 @@ fn unavailable(login: &str, repo: &str, reason: &str) -> Unavailable {
     Unavailable { what: format!("{WHAT} {login}/{repo}"), reason: reason.to_string() }
 }
 
+/// The platforms of `login/repo` could not be read (its tags were).
+fn platforms_unavailable(login: &str, repo: &str, reason: &str) -> Unavailable {
+    Unavailable { what: format!("{WHAT} {login}/{repo} platforms"), reason: reason.to_string() }
+}
+
+/// Reads `resp`'s body, at most `max` bytes: a larger one is an error (never buffered whole).
+async fn bounded_body(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(format!("the answer is {len} bytes, more than the {max} bytes pulldoctor reads"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("reading the answer: {}", cause(&e)))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is more than the {max} bytes pulldoctor reads"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// What one registry gave.
 struct Outcome {
     /// Repositories read (`Some`) or found missing (`None`).
@@ -157,6 +185,7 @@ fn merge(
         (None, None) => return false,
     };
     let c = &mut content[index];
+    let listed = complete.is_some();
     for name in complete.into_iter().flatten() {
         if !c.repositories.iter().any(|r| r.name == name) {
             c.repositories.push(Repository { name, ..Default::default() });
@@ -167,9 +196,11 @@ fn merge(
         match (at, repo) {
             (Some(i), Some(r)) => c.repositories[i] = r,
             (None, Some(r)) => c.repositories.push(r),
-            (Some(i), None) => {
+            // A 404 is a fact only when the repository list could be read (see the module docs).
+            (Some(i), None) if listed => {
                 c.repositories.remove(i);
             }
+            (Some(_), None) => {}
             (None, None) => {}
         }
     }
@@ -211,16 +242,17 @@ impl Reader {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = resp.text().await.unwrap_or_default();
+        let body = bounded_body(resp, MAX_BODY).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let body = body.unwrap_or_else(|e| format!("({e})"));
         Err(Failed { status: Some(status.as_u16()), reason: format!("{what}: {}", describe(status, &body)) })
     }
 
     async fn json(&self, what: &str, req: reqwest::RequestBuilder) -> Result<(Value, Option<String>), Failed> {
         let resp = self.send(what, req).await?;
         let link = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let v = resp
-            .json::<Value>()
-            .await
+        let body =
+            bounded_body(resp, MAX_BODY).await.map_err(|e| Failed { status: None, reason: format!("{what}: {e}") })?;
+        let v = serde_json::from_slice::<Value>(&body)
             .map_err(|e| Failed { status: None, reason: format!("{what}: the answer is not JSON: {e}") })?;
         Ok((v, link))
     }
@@ -314,13 +346,15 @@ impl Reader {
         Ok(Some(platform(&v["os"], &v["architecture"]).into_iter().collect()))
     }
 
-    /// One repository: `Ok(None)` when the registry does not know it.
+    /// One repository: `Ok(None)` when the registry does not know it. A failure reading its
+    /// platforms keeps the tags read and is pushed to `failures` on its own.
     async fn repository(
         &self,
         login: &str,
         refresh: &str,
         repo: &str,
         references: &BTreeSet<String>,
+        failures: &mut Vec<Unavailable>,
     ) -> Result<Option<Repository>, Failed> {
         let token = self.access_token(login, refresh, &format!("repository:{repo}:pull")).await?;
         let first = format!("/v2/{repo}/tags/list?n={PAGE_SIZE}");
@@ -331,8 +365,16 @@ impl Reader {
         };
         let mut platforms: Vec<String> = Vec::new();
         let mut found = false;
+        let mut refused: Vec<String> = Vec::new();
         for reference in references.iter().take(MAX_REFERENCES) {
-            if let Some(ps) = self.platforms(login, repo, &token, reference).await? {
+            let ps = match self.platforms(login, repo, &token, reference).await {
+                Ok(ps) => ps,
+                Err(f) => {
+                    refused.push(f.reason);
+                    continue;
+                }
+            };
+            if let Some(ps) = ps {
                 found = true;
                 // A tag beyond the pages read still exists.
                 if !reference.contains(':') && !tags.contains(reference) {
@@ -345,8 +387,18 @@ impl Reader {
                 }
             }
         }
-        if !found && let Some(newest) = newest_looking(&tags) {
-            platforms = self.platforms(login, repo, &token, &newest).await?.unwrap_or_default();
+        // A failing reference that could not be read may exist: the newest tag says nothing then.
+        if !found
+            && refused.is_empty()
+            && let Some(newest) = newest_looking(&tags)
+        {
+            match self.platforms(login, repo, &token, &newest).await {
+                Ok(ps) => platforms = ps.unwrap_or_default(),
+                Err(f) => refused.push(f.reason),
+            }
+        }
+        if !refused.is_empty() {
+            failures.push(platforms_unavailable(login, repo, &refused.join("; ")));
         }
         Ok(Some(Repository { name: repo.to_string(), tags, platforms }))
     }
@@ -371,7 +423,7 @@ impl Reader {
         };
         let mut all_read = true;
         for (repo, references) in repos {
-            match self.repository(login, &refresh, repo, references).await {
+            match self.repository(login, &refresh, repo, references, &mut out.failures).await {
                 Ok(r) => {
                     out.repositories.insert(repo.clone(), r);
                 }
@@ -505,6 +557,31 @@ mod tests {
             Some("/v2/app/tags/list?last=b&n=2")
         );
         assert_eq!(next_link("<https://x/y>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn a_404_removes_a_repository_only_when_the_catalog_was_read() {
+        let existing = || {
+            vec![RegistryContent {
+                login_server: "a.azurecr.io".into(),
+                repositories: vec![Repository {
+                    name: "shop/web".into(),
+                    tags: vec!["1.0".into()],
+                    ..Default::default()
+                }],
+            }]
+        };
+        let gone = || BTreeMap::from([("shop/web".to_string(), None)]);
+        // Not all read, or `_catalog` refused: the inventory's repository stays.
+        let mut c = existing();
+        merge(&mut c, "a.azurecr.io", gone(), None);
+        assert_eq!(c[0].repositories.len(), 1, "{c:?}");
+        assert_eq!(c[0].repositories[0].tags, ["1.0"]);
+        // With the catalog, the 404 is a fact.
+        let mut c = existing();
+        merge(&mut c, "a.azurecr.io", gone(), Some(vec!["shop/webapp".into()]));
+        let names: Vec<&str> = c[0].repositories.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["shop/webapp"]);
     }
 
     #[test]

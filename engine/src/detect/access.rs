@@ -537,10 +537,18 @@ fn assess_cluster<'a>(
 /// that broke the pulls: clocks of nodes, the API server and Entra ID disagree a little.
 const CLOCK_SKEW: Duration = Duration::minutes(10);
 
+/// How long after the newest valid secret started the pulls must still have failed before the
+/// cluster is judged not to hold it. `az aks update-credentials --reset-service-principal`
+/// creates the secret first and the reset then takes minutes, and pods in `ImagePullBackOff`
+/// keep logging 401 through the reset and their backoff (up to 5 minutes): failures within this
+/// window of the new secret are the tail of a reset that may well have succeeded.
+const RESET_GRACE: Duration = Duration::minutes(20);
+
 /// [`ClusterOutcome::SpRenewedNotApplied`] when `app` (the cluster's service principal) has a
 /// secret that had ended by the time the pulls began failing and every secret valid now started
-/// after that (and before the pulls were last seen failing), and the pull was refused as a service principal with a dead secret is (401, or
-/// no credentials at all).
+/// after that, the pulls were still failing more than [`RESET_GRACE`] after the newest of them
+/// started, and the pull was refused as a service principal with a dead secret is (401, or no
+/// credentials at all).
 fn renewed_after_failure<'a>(
     ctx: &Context<'a>,
     failure: &PullFailure,
@@ -561,10 +569,11 @@ fn renewed_after_failure<'a>(
     if expired.is_empty() || valid.is_empty() || !valid.iter().all(started_after) {
         return None;
     }
-    // The pulls still failed after the newest valid secret existed: a cluster given it would
-    // have pulled (after a successful reset the old failures stop).
+    // The pulls still failed well after the newest valid secret existed: a cluster given it
+    // would have pulled (after a successful reset the old failures stop, once the reset and
+    // the pods' backoff are over: RESET_GRACE).
     let newest = valid.iter().filter_map(|c| c.start_date_time.as_deref().and_then(parse_time)).max()?;
-    if last <= newest {
+    if last <= newest + RESET_GRACE {
         return None;
     }
     Some(ClusterOutcome::SpRenewedNotApplied { app_id: app_id.to_string(), app, expired, renewed: valid, since, last })

@@ -9,8 +9,10 @@
 //!    is not known to be missing), `SP_SECRET_EXPIRED` at low confidence, naming the missing
 //!    evidence;
 //!    when the application has a valid secret but every valid one was created after the pulls
-//!    began failing (the earliest `Failed` event) and another had ended by then, the cluster
-//!    cannot hold the new one (a `fix` whose reset failed): `SP_SECRET_EXPIRED` at medium
+//!    began failing (the earliest `Failed` event), another had ended by then, and the pulls
+//!    still failed more than 20 minutes after the newest started (a reset and the pods' backoff
+//!    outlast it by minutes), the cluster cannot hold the new one (a `fix` whose reset failed):
+//!    `SP_SECRET_EXPIRED` at medium
 //!    confidence, when its rights allow pulling or the registry is unknown;
 //! 2. no credentials sent and the kubelet identity missing from the pool's scale set:
 //!    `KUBELET_IDENTITY_NOT_ON_VMSS`;
@@ -440,20 +442,47 @@ mod tests {
         w
     }
 
+    /// Diagnoses `w` with its pulls last seen failing at `last` (every `Failed` event's
+    /// `lastTimestamp`), as if the pods kept failing that long.
+    fn diagnose_failing_until(w: &World, last: &str) -> crate::detect::Diagnosis {
+        let mut ev = w.evidence();
+        for e in ev.events.iter_mut().filter(|e| e.reason.as_deref() == Some("Failed")) {
+            let mut v = serde_json::to_value(&*e).expect("serializable event");
+            v["lastTimestamp"] = serde_json::json!(last);
+            *e = serde_json::from_value(v).expect("valid event");
+        }
+        crate::detect::diagnose(&ev)
+    }
+
     #[test]
     fn a_secret_added_after_the_failures_began_was_never_given_to_the_cluster() {
-        // The pulls failed from 09:12:02 to 09:16:50; the new secret is from 09:13:30.
-        let d = diagnose(&renewed_but_not_reset("2025-06-02T09:13:30Z"));
+        // The pulls failed from 09:12:02 until 09:40:00; the new secret is from 09:13:30, so
+        // the pulls kept failing well after a reset with it would have been over.
+        let d = diagnose_failing_until(&renewed_but_not_reset("2025-06-02T09:13:30Z"), "2025-06-02T09:40:00Z");
         let codes: Vec<&str> = d.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(codes, ["SP_SECRET_EXPIRED"], "{:#?}", d.findings);
         let f = &d.findings[0];
         assert_eq!(f.confidence, Confidence::Medium);
         let proof = f.evidence.join("\n");
         assert!(proof.contains(EXPIRED) && proof.contains("2025-06-02T09:13:30Z"), "{proof}");
-        assert!(proof.contains("2025-06-02T09:12:02Z") && proof.contains("2025-06-02T09:16:50Z"), "{proof}");
+        assert!(proof.contains("2025-06-02T09:12:02Z") && proof.contains("2025-06-02T09:40:00Z"), "{proof}");
         assert!(f.plan.actions.iter().any(|a| matches!(a,
             Action::RotateServicePrincipalSecret { app_id, cluster_id: Some(c) }
                 if *app_id == CLUSTER_APP.app_id() && *c == cluster_id())));
+    }
+
+    #[test]
+    fn failures_through_a_reset_and_the_pods_backoff_are_not_judged() {
+        // `az aks update-credentials --reset-service-principal` creates the secret (09:13:30)
+        // and then takes minutes; pods in ImagePullBackOff keep logging 401 through it and
+        // their backoff. Failures within RESET_GRACE of the new secret say nothing.
+        for last in ["2025-06-02T09:16:50Z", "2025-06-02T09:33:00Z"] {
+            let d = diagnose_failing_until(&renewed_but_not_reset("2025-06-02T09:13:30Z"), last);
+            assert!(d.findings.iter().all(|f| f.code != FindingCode::SpSecretExpired), "{last}: {:#?}", d.findings);
+        }
+        // Just beyond the grace, the cluster is judged not to hold the new secret.
+        let d = diagnose_failing_until(&renewed_but_not_reset("2025-06-02T09:13:30Z"), "2025-06-02T09:34:00Z");
+        assert!(d.findings.iter().any(|f| f.code == FindingCode::SpSecretExpired), "{:#?}", d.findings);
     }
 
     #[test]

@@ -83,6 +83,15 @@ struct Missing<'a> {
     other_kube: bool,
     /// login server -> the registry data-plane reads that failed.
     registries: BTreeMap<String, Vec<&'a Unavailable>>,
+    /// Registries found in none of the subscriptions searched ([`what::UNKNOWN_REGISTRY`]).
+    unknown_registries: Vec<&'a Unavailable>,
+    /// Private DNS zones the engine's bound left unsearched ([`what::UNSEARCHED_ZONES`]).
+    unsearched_zones: Vec<&'a Unavailable>,
+}
+
+/// Whether `s` starts with `prefix`, ignoring ASCII case.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 fn sort(missing: &[Unavailable]) -> Missing<'_> {
@@ -113,6 +122,12 @@ fn sort(missing: &[Unavailable]) -> Missing<'_> {
         } else if let Some(rest) = lower.strip_prefix(crate::collect::registry::WHAT) {
             let login = rest.trim().split('/').next().unwrap_or_default().to_string();
             m.registries.entry(login).or_default().push(u);
+        } else if starts_with_ci(w, what::UNKNOWN_REGISTRY) {
+            // Its subscription was not among those read: no grant on the ones that were helps.
+            m.unknown_registries.push(u);
+        } else if starts_with_ci(w, what::UNSEARCHED_ZONES) {
+            // Bounded by pulldoctor itself, not refused.
+            m.unsearched_zones.push(u);
         } else if lower == what::ARM {
             m.no_token = Some(u);
         } else if lower.starts_with(what::DIRECTORY) || lower.starts_with(what::GRAPH) {
@@ -213,6 +228,48 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
         }));
         actions.push(Action::Manual {
             description: "give pulldoctor's identity the Reader role where its Azure reads were refused".into(),
+            commands,
+        });
+    }
+    for u in &m.unknown_registries {
+        let name = u.what[what::UNKNOWN_REGISTRY.len()..].trim();
+        let (assignee, ty, notes) = principal(id);
+        let ty = ty.map(|t| format!(" --assignee-principal-type {t}")).unwrap_or_default();
+        let mut commands = vec![
+            format!("# {name}: {}", u.reason),
+            format!(
+                "# find the subscription that holds {name} (as someone who can see it; its id is /subscriptions/SUBSCRIPTION_ID/...)"
+            ),
+            format!("REGISTRY_SUBSCRIPTION=$(az acr show -n {name} --query id -o tsv | cut -d/ -f3)"),
+        ];
+        commands.extend(notes);
+        commands.push(format!(
+            "az role assignment create --assignee-object-id {assignee}{ty} --role Reader --scope /subscriptions/$REGISTRY_SUBSCRIPTION"
+        ));
+        actions.push(Action::Manual {
+            description: format!(
+                "registry {name} is in none of the subscriptions pulldoctor read: find its subscription and let pulldoctor's identity read it (the Reader role there)"
+            ),
+            commands,
+        });
+    }
+    if !m.unsearched_zones.is_empty() {
+        let mut commands = Vec::new();
+        for u in &m.unsearched_zones {
+            commands.push(format!("# {}: {}", u.what, u.reason));
+            let subs = u.what[what::UNSEARCHED_ZONES.len()..].split(',').map(str::trim).filter(|s| !s.is_empty());
+            commands.extend(subs.map(|s| {
+                format!(
+                    "az network private-dns zone list --subscription {s} --query \"[?name=='{}'].id\" -o tsv",
+                    azure_model::network::ACR_PRIVATE_ZONE
+                )
+            }));
+        }
+        actions.push(Action::Manual {
+            description: format!(
+                "pulldoctor searched only some subscriptions for the {} zone: look for it in the others yourself (no grant would change this)",
+                azure_model::network::ACR_PRIVATE_ZONE
+            ),
             commands,
         });
     }
@@ -365,6 +422,33 @@ mod tests {
     }
 
     const REGISTRY: &str = "/subscriptions/s1/resourceGroups/rg-acr/providers/Microsoft.ContainerRegistry/registries/a";
+
+    #[test]
+    fn an_unknown_registry_or_unsearched_zones_get_no_reader_on_the_subscription_already_read() {
+        let id = EngineIdentity { object_id: Some("o1".into()), kind: PrincipalKind::User, ..Default::default() };
+        let unknown = with(&["azure: unknown registry acrshopweu"], Some(id.clone()));
+        let c = commands(&unknown);
+        assert!(c.iter().all(|c| !c.contains("az account show")), "{c:#?}");
+        assert!(
+            c.contains(
+                &"REGISTRY_SUBSCRIPTION=$(az acr show -n acrshopweu --query id -o tsv | cut -d/ -f3)".to_string()
+            ),
+            "{c:#?}"
+        );
+        assert!(
+            c.contains(&"az role assignment create --assignee-object-id o1 --assignee-principal-type User --role Reader --scope /subscriptions/$REGISTRY_SUBSCRIPTION".to_string()),
+            "{c:#?}"
+        );
+        let zones = with(&["azure: network private DNS zones of subscription(s) s5, s6"], Some(id));
+        let c = commands(&zones);
+        assert!(c.iter().all(|c| !c.contains("--role Reader")), "{c:#?}");
+        for s in ["s5", "s6"] {
+            assert!(
+                c.iter().any(|c| c.starts_with(&format!("az network private-dns zone list --subscription {s} "))),
+                "{c:#?}"
+            );
+        }
+    }
 
     #[test]
     fn graph_gets_a_graph_permission_not_an_arm_role() {

@@ -153,9 +153,15 @@ impl Backend for HostBackend {
         let login = b.registry.login_server();
 
         // Control plane.
-        let emulator = Emulator::start(EmulatorConfig { extra_san: vec![login.clone()], ..Default::default() })
-            .await
-            .map_err(|e| err("emulator")(e2s(e)))?;
+        // Asynchronous writes answer with ARM's operation protocol, as Azure does: every client
+        // (provisioning, faults, pulldoctor's fix) must follow it.
+        let emulator = Emulator::start(EmulatorConfig {
+            extra_san: vec![login.clone()],
+            async_operations: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err("emulator")(e2s(e)))?;
         let world = World::new(emulator.subscription_id(), emulator.tenant_id());
         let http =
             azure_rest::http_client(std::slice::from_ref(&emulator.ca_pem)).map_err(|e| err("http client")(e2s(e)))?;
