@@ -157,3 +157,21 @@ fn provider_ids_name_the_subscription_and_node_group() {
     let (sub, rg, _) = k8s::parse_provider_id("azure:///subscriptions/s/resourceGroups/MC_x/providers/Microsoft.Compute/virtualMachineScaleSets/v/virtualMachines/3").unwrap();
     assert_eq!((sub.as_str(), rg.as_str()), ("s", "MC_x"));
 }
+
+#[tokio::test]
+async fn collected_secrets_never_show_in_debug_output() {
+    use base64::Engine as _;
+    let mock = MockKube::start(state("pull-secret-admin-stale")).await;
+    let k = k8s::collect(mock.client("shop"), &shop(), KubeOptions::default()).await.unwrap();
+    let values: Vec<String> = k
+        .secrets
+        .iter()
+        .flat_map(|s| s.data.iter().flat_map(|d| d.values()))
+        .map(|v| base64::engine::general_purpose::STANDARD.encode(&v.0))
+        .collect();
+    assert!(!values.is_empty(), "the fixture's pull secret was collected");
+    for out in [format!("{k:?}"), format!("{k:#?}")] {
+        assert!(values.iter().all(|v| !out.contains(v.as_str())), "a secret's data leaks");
+        assert!(out.contains(": <redacted>"), "the keys stay visible");
+    }
+}

@@ -49,8 +49,8 @@ impl Default for KubeOptions {
     }
 }
 
-/// What was collected.
-#[derive(Debug, Default)]
+/// What was collected. `Debug` never prints secret values (as for [`crate::Evidence`]).
+#[derive(Default)]
 pub struct KubeEvidence {
     /// Pods with a container waiting on its image (or the one pod asked for).
     pub pods: Vec<Pod>,
@@ -68,6 +68,22 @@ pub struct KubeEvidence {
     pub unavailable: Vec<Unavailable>,
     /// API requests made.
     pub requests: u64,
+}
+
+impl std::fmt::Debug for KubeEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::evidence::RedactedSecret;
+        f.debug_struct("KubeEvidence")
+            .field("pods", &self.pods)
+            .field("events", &self.events)
+            .field("nodes", &self.nodes)
+            .field("secrets", &self.secrets.iter().map(RedactedSecret).collect::<Vec<_>>())
+            .field("service_accounts", &self.service_accounts)
+            .field("replica_sets", &self.replica_sets)
+            .field("unavailable", &self.unavailable)
+            .field("requests", &self.requests)
+            .finish()
+    }
 }
 
 /// Why Kubernetes evidence could not be collected at all.

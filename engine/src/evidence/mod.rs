@@ -66,7 +66,7 @@ impl std::fmt::Debug for Evidence {
 }
 
 /// A secret for `Debug`: its data keys, never its values.
-struct RedactedSecret<'a>(&'a Secret);
+pub(crate) struct RedactedSecret<'a>(pub(crate) &'a Secret);
 
 impl std::fmt::Debug for RedactedSecret<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
