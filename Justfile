@@ -14,17 +14,22 @@ default:
 
 # Run one scenario end to end (host backend, needs root), e.g. `just scenario private-dns-missing`.
 [positional-arguments]
-scenario NAME *ARGS: build
+scenario NAME *ARGS: build kubernetes
     target/debug/pullproof run "$@"
 
 # Run every scenario (or those matching ARGS: globs, --tag), four at a time.
 [positional-arguments]
-scenarios *ARGS: build
+scenarios *ARGS: build kubernetes
     target/debug/pullproof run --parallel 4 "$@"
 
-# Build pullproof, pulldoctor and the credential provider plugin the host backend runs.
+# Build pullproof and pulldoctor.
 build:
-    cargo build -q -p pullproof -p pulldoctor -p acr-credential-provider
+    cargo build -q -p pullproof -p pulldoctor
+
+# Build the pinned Kubernetes, etcd, containerd and acr-credential-provider from their Go modules
+# (scripts/kubernetes.env) into ~/.cache/pullproof, once per version.
+kubernetes:
+    scripts/kubernetes.sh >/dev/null
 
 # List the scenario catalog.
 [positional-arguments]
@@ -64,6 +69,6 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks (see README "Performance"): pulldoctor on a 5,000-pod dump, and the host backend.
-bench: build
+bench: build kubernetes
     cargo bench -p pulldoctor --bench diagnose
     scripts/bench-host.sh

@@ -39,7 +39,19 @@ enum Command {
         /// PULLPROOF_* variables and prints a report (see README "Plugging in another engine").
         #[arg(long)]
         engine_cmd: Option<String>,
+        /// Leave each world up after its scenario (before the revert), print how to reach it
+        /// (KUBECONFIG, the emulator), and wait: Ctrl-C or `pullproof down` removes it.
+        #[arg(long)]
+        keep: bool,
     },
+    /// Remove a world kept with `run --keep` (or an orphaned one): the only run, or RUNID.
+    Down {
+        /// The run (as `run --keep` printed it).
+        runid: Option<String>,
+    },
+    /// Remove every world whose owning `pullproof` process is gone (killed with SIGKILL, say):
+    /// processes, containers, mounts, network namespaces and folders.
+    Clean,
     /// The local Azure control plane.
     Emulator {
         #[command(subcommand)]
@@ -129,10 +141,7 @@ enum SchemaKind {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,pullproof_host_kubelet=error".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let layout = match &cli.root {
@@ -152,15 +161,39 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
     match command {
-        Command::Run { select, backend, parallel, report_dir, engine_cmd } => match engine_cmd {
-            None => {
-                run_scenarios(layout, select, backend.into(), parallel, &report_dir, pullproof::run::Pulldoctor, false)
+        Command::Run { select, backend, parallel, report_dir, engine_cmd, keep } => {
+            let how = RunHow { parallel, keep };
+            match engine_cmd {
+                None => {
+                    run_scenarios(layout, select, backend.into(), how, &report_dir, pullproof::run::Pulldoctor, false)
+                }
+                Some(command) => {
+                    let engine = pullproof::run::External { command, timeout: std::time::Duration::from_secs(120) };
+                    run_scenarios(layout, select, backend.into(), how, &report_dir, engine, true)
+                }
             }
-            Some(command) => {
-                let engine = pullproof::run::External { command, timeout: std::time::Duration::from_secs(120) };
-                run_scenarios(layout, select, backend.into(), parallel, &report_dir, engine, true)
+        }
+        Command::Down { runid } => down(runid.as_deref()),
+        Command::Clean => {
+            let orphans = pullproof::backend::host::lease::orphans();
+            if orphans.is_empty() {
+                println!("nothing to clean: every world on this machine has a live owner");
             }
-        },
+            for l in orphans {
+                let r = pullproof::backend::host::lease::reclaim(&l);
+                println!(
+                    "removed run {} (pid {} gone): {} processes, {} containers, {} network namespaces, {} mounts, {}",
+                    l.runid,
+                    l.pid,
+                    r.processes,
+                    r.containers,
+                    r.namespaces,
+                    r.mounts,
+                    l.run_dir.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Emulator { command: EmulatorCommand::Serve(args) } => {
             let rt = runtime()?;
             rt.block_on(pullproof_emulator::serve(*args))
@@ -392,11 +425,61 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .map_err(|e| vec![Diagnostic::new(format!("cannot start the async runtime: {e}"))])
 }
 
+/// How scenarios run: how many at once, and whether worlds are kept for a person.
+struct RunHow {
+    parallel: usize,
+    keep: bool,
+}
+
+/// `pullproof down`: asks the owner of a kept world to remove it (SIGTERM, as Ctrl-C), and
+/// waits; a world whose owner is gone is reclaimed directly.
+fn down(runid: Option<&str>) -> Result<ExitCode, Vec<Diagnostic>> {
+    use pullproof::backend::host::lease;
+    let all = lease::all();
+    let chosen: Vec<&lease::Lease> = all.iter().filter(|l| runid.is_none_or(|r| l.runid == r)).collect();
+    let l = match (chosen.as_slice(), runid) {
+        ([one], _) => *one,
+        ([], Some(r)) => {
+            return Err(vec![
+                Diagnostic::new(format!("no run {r} on this machine"))
+                    .hint("`pullproof clean` removes orphaned worlds"),
+            ]);
+        }
+        ([], None) => return Err(vec![Diagnostic::new("no world is up on this machine")]),
+        (many, _) => {
+            let ids: Vec<&str> = many.iter().map(|l| l.runid.as_str()).collect();
+            return Err(vec![
+                Diagnostic::new(format!("several runs are up: {}", ids.join(", ")))
+                    .hint("name one: pullproof down RUNID"),
+            ]);
+        }
+    };
+    if !l.alive() {
+        let r = lease::reclaim(l);
+        println!("run {} had no owner; removed {} processes, {} namespaces", l.runid, r.processes, r.namespaces);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(l.pid as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while lease::all().iter().any(|x| x.runid == l.runid) {
+        if std::time::Instant::now() > deadline {
+            return Err(vec![Diagnostic::new(format!(
+                "run {} is still tearing down after 2 minutes (pid {})",
+                l.runid, l.pid
+            ))]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("run {} removed", l.runid);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_scenarios<E: pullproof::run::Engine + 'static>(
     layout: &Layout,
     select: Select,
     backend: BackendKind,
-    parallel: usize,
+    how: RunHow,
     report_dir: &std::path::Path,
     engine: E,
     show_conformance: bool,
@@ -416,6 +499,15 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
     }
     let host = pullproof::backend::host::HostBackend::default();
     pullproof::backend::host::preflight(&host.options).map_err(|e| vec![Diagnostic::new(e.to_string())])?;
+    for o in pullproof::backend::host::lease::orphans() {
+        eprintln!(
+            "warning: an orphaned world of run {} (pid {} is gone) is still on this machine in {}: `pullproof clean` removes it",
+            o.runid,
+            o.pid,
+            o.run_dir.display()
+        );
+    }
+    let RunHow { parallel, keep } = how;
     let rt = runtime()?;
     let total = entries.len();
     let record = rt.block_on(async move {
@@ -458,6 +550,7 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
             entries,
             parallel,
             Some(&artifacts),
+            keep,
             cancel,
             progress,
         )

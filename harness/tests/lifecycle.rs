@@ -59,6 +59,7 @@ impl World for FakeWorld {
     }
     async fn engine_input(&mut self) -> Result<EngineInput, BackendError> {
         Ok(EngineInput {
+            kubeconfig: None,
             dump_dir: PathBuf::new(),
             inventory: PathBuf::new(),
             namespace: "shop".into(),
@@ -130,9 +131,13 @@ async fn run(name: &str, script: Script, says: Vec<FindingCode>) -> (pullproof::
 async fn run_with(name: &str, script: Script, engine: Says) -> (pullproof::run::ScenarioRecord, Vec<String>) {
     let script = Arc::new(Mutex::new(script));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let rec =
-        run_scenario(&FakeBackend(script.clone()), &engine, &entry(name), RunOptions { artifacts_dir: None, cancel })
-            .await;
+    let rec = run_scenario(
+        &FakeBackend(script.clone()),
+        &engine,
+        &entry(name),
+        RunOptions { artifacts_dir: None, keep: false, cancel },
+    )
+    .await;
     let log = script.lock().unwrap().log.clone();
     (rec, log)
 }
@@ -172,7 +177,7 @@ async fn a_fix_that_does_not_heal_is_a_remediation_failure() {
         &FakeBackend(script.clone()),
         &Says(vec![FindingCode::KubeletIdentityNotOnVmss], reconcile()),
         &e,
-        RunOptions { artifacts_dir: None, cancel },
+        RunOptions { artifacts_dir: None, keep: false, cancel },
     )
     .await;
     assert_eq!(rec.status, Status::FailedRemediation, "{rec:#?}");
@@ -189,7 +194,7 @@ async fn a_fault_without_its_symptom_is_an_inject_error() {
         &FakeBackend(script.clone()),
         &Says(vec![], reconcile()),
         &e,
-        RunOptions { artifacts_dir: None, cancel },
+        RunOptions { artifacts_dir: None, keep: false, cancel },
     )
     .await;
     assert_eq!(rec.status, Status::ErrorInject);
@@ -251,8 +256,13 @@ async fn unsupported_backend_is_skipped() {
         }
     }
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let rec =
-        run_scenario(&KindBackend, &Says(vec![], reconcile()), &e, RunOptions { artifacts_dir: None, cancel }).await;
+    let rec = run_scenario(
+        &KindBackend,
+        &Says(vec![], reconcile()),
+        &e,
+        RunOptions { artifacts_dir: None, keep: false, cancel },
+    )
+    .await;
     assert_eq!(rec.status, Status::Skipped);
 }
 
@@ -267,6 +277,7 @@ async fn an_interrupted_run_says_so_and_counts_nothing_as_passed() {
         vec![entry("acrpull-role-missing"), entry("private-dns-missing")],
         2,
         None,
+        false,
         cancel,
         |_| {},
     )

@@ -15,13 +15,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// `target/debug/acr-credential-provider`, built by `cargo nextest run --workspace`.
-fn plugin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().and_then(Path::parent).unwrap();
-    target.join("acr-credential-provider")
-}
-
 fn leftovers() -> (Vec<String>, bool) {
     let ns = std::process::Command::new("ip")
         .args(["netns", "list"])
@@ -39,7 +32,7 @@ fn leftovers() -> (Vec<String>, bool) {
 
 #[test]
 fn host_catalog_passes_on_the_host_backend() {
-    let options = HostOptions { credential_provider: plugin(), ..Default::default() };
+    let options = HostOptions::default();
     if let Err(e) = preflight(&options) {
         if std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() != Ok("1") {
             panic!("the host backend cannot run here: {e} (or set PULLPROOF_SKIP_HOST_TESTS=1 to skip knowingly)");
@@ -53,11 +46,12 @@ fn host_catalog_passes_on_the_host_backend() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let record = rt.block_on(run_many(
-        Arc::new(HostBackend { options }),
+        Arc::new(HostBackend::new(options)),
         Arc::new(Pulldoctor),
         catalog.entries.clone(),
         4,
         None,
+        false,
         cancel,
         |_| {},
     ));

@@ -27,7 +27,7 @@ const FAST: &[&str] = &[
 ];
 
 fn grade(command: String) -> Option<pullproof::run::RunRecord> {
-    let options = HostOptions { credential_provider: target_bin("acr-credential-provider"), ..Default::default() };
+    let options = HostOptions::default();
     if let Err(e) = preflight(&options) {
         assert!(
             std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() == Ok("1"),
@@ -41,7 +41,16 @@ fn grade(command: String) -> Option<pullproof::run::RunRecord> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let engine = External { command, timeout: std::time::Duration::from_secs(60) };
-    Some(rt.block_on(run_many(Arc::new(HostBackend { options }), Arc::new(engine), entries, 3, None, cancel, |_| {})))
+    Some(rt.block_on(run_many(
+        Arc::new(HostBackend::new(options)),
+        Arc::new(engine),
+        entries,
+        3,
+        None,
+        false,
+        cancel,
+        |_| {},
+    )))
 }
 
 #[test]
@@ -78,4 +87,16 @@ fn host_naive_engine_gets_an_honest_grade() {
     let (precision, recall) = (c.precision.unwrap(), c.recall.unwrap());
     assert!(precision < 1.0 && recall < 1.0, "{c:?}");
     assert!((recall - 2.0 / 4.0).abs() < 1e-9, "{c:?}");
+}
+
+#[test]
+fn host_an_engine_reads_the_kubelets_events_live_through_its_kubeconfig() {
+    let script = root().join("examples/engines/events.py");
+    let Some(run) = grade(format!("python3 {}", script.display())) else { return };
+    let c = Conformance::of(&run);
+    let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
+    // The kubelet's own Failed events, read with the engine's read-only kubeconfig.
+    assert_eq!(row("acrpull-role-missing").detection, Detection::Detected, "{c:?}");
+    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}");
+    assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{c:?}");
 }

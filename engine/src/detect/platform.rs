@@ -3,7 +3,9 @@
 //!
 //! The registry's content says which platforms the repository is built for; the plan pins the
 //! workload (`nodeSelector`) to an OS (and architecture) of an image platform that some node
-//! of the cluster has. Without such a node, a person must add a pool or build the image.
+//! of the cluster has, or else that a node pool of the cluster runs (ARM's `agentPoolProfiles`:
+//! a pool scaled to zero, or whose nodes are not up, still takes the pod once they are). Without
+//! either, a person must add a pool or build the image.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +60,17 @@ fn mismatch(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             n.os.as_deref() == Some(os.as_str()) && arch.as_deref().is_none_or(|a| n.arch.as_deref() == Some(a))
         })
     });
+    // Else the first image OS a node pool of the cluster runs, by ARM (any architecture).
+    let pool = match target {
+        Some(_) => None,
+        None => ctx.cluster.and_then(|c| {
+            c.properties.agent_pool_profiles.iter().find_map(|pool| {
+                let os = pool.os_type.as_deref()?.to_ascii_lowercase();
+                platforms.iter().map(|p| split(p)).find(|(o, _)| *o == os).map(|(o, _)| (pool, o))
+            })
+        }),
+    };
+    let target = target.or_else(|| pool.as_ref().map(|(_, os)| (os.clone(), None)));
     let node_name = f.node.as_deref().unwrap_or("its node");
     let summary = if platforms.is_empty() {
         format!("Image {} has no variant for {} nodes, where {} runs.", f.pod.image, show(node), f.workload)
@@ -97,6 +110,13 @@ fn mismatch(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
     shown.sort();
     shown.dedup();
     d = d.line(format!("node platforms in the cluster: {}", shown.join(", ")));
+    if let Some((p, os)) = &pool {
+        d = d.line(format!(
+            "node pool {} runs {os} (agentPoolProfiles, {} nodes) though none of its nodes is up",
+            p.name,
+            p.count.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
+        ));
+    }
     d = match target {
         Some((os, arch)) => {
             let mut selector: BTreeMap<String, String> = f.node_selector.clone();
@@ -158,12 +178,32 @@ mod tests {
     }
 
     #[test]
-    fn without_a_node_of_that_os_a_person_decides() {
+    fn without_a_node_or_pool_of_that_os_a_person_decides() {
         let mut w = scenario("platform-mismatch");
         w.nodes.retain(|n| n.os != "windows");
+        let pools =
+            w.resource(&super::super::world::cluster_id())["properties"]["agentPoolProfiles"].as_array_mut().unwrap();
+        pools.retain(|p| p["osType"] != "Windows");
         let f = only(&w);
         assert_eq!(f.code, FindingCode::PlatformMismatch);
         assert!(f.plan.actions.iter().all(Action::needs_human));
+    }
+
+    #[test]
+    fn a_pool_of_that_os_with_no_node_up_still_takes_the_workload() {
+        let mut w = scenario("platform-mismatch");
+        w.nodes.retain(|n| n.os != "windows");
+        let pools =
+            w.resource(&super::super::world::cluster_id())["properties"]["agentPoolProfiles"].as_array().unwrap();
+        assert!(pools.iter().any(|p| p["osType"] == "Windows"), "the world has a Windows pool in ARM");
+        let f = only(&w);
+        match &f.plan.actions[..] {
+            [Action::SetNodeSelector { node_selector, .. }] => {
+                assert_eq!(node_selector.get("kubernetes.io/os").map(String::as_str), Some("windows"));
+            }
+            a => panic!("{a:?}"),
+        }
+        assert!(f.evidence.iter().any(|l| l.contains("agentPoolProfiles")), "{:?}", f.evidence);
     }
 
     #[test]

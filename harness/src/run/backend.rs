@@ -29,6 +29,9 @@ pub enum Health {
 pub struct EngineInput {
     /// A `kubectl cluster-info dump --output-directory` directory.
     pub dump_dir: PathBuf,
+    /// A kubeconfig with read access to the namespace and the nodes, for engines that read
+    /// Kubernetes live.
+    pub kubeconfig: Option<PathBuf>,
     /// An Azure inventory JSON file (ARM resource bodies).
     pub inventory: PathBuf,
     /// The namespace of the workload.
@@ -57,6 +60,7 @@ impl std::fmt::Debug for EngineInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineInput")
             .field("dump_dir", &self.dump_dir)
+            .field("kubeconfig", &self.kubeconfig)
             .field("inventory", &self.inventory)
             .field("namespace", &self.namespace)
             .field("pod", &self.pod)
@@ -117,6 +121,10 @@ pub trait World: Send {
     fn artifacts(&mut self, dir: &Path) -> impl Future<Output = ()> + Send;
     /// Tears everything down.
     fn teardown(self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// How a person reaches this world (shell lines), for `run --keep`.
+    fn access(&self) -> String {
+        String::new()
+    }
 }
 
 /// A backend: turns a scenario's baseline into a [`World`].
@@ -127,4 +135,12 @@ pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     /// Provisions the baseline of `entry` and brings the workload up.
     fn provision(&self, entry: &Entry) -> impl Future<Output = Result<Self::World, BackendError>> + Send;
+    /// The versions the backend's Kubernetes reports, for the run record.
+    fn versions(&self) -> impl Future<Output = Option<super::KubernetesVersions>> + Send {
+        async { None }
+    }
+    /// Stops what the run's worlds shared (called once, after every world is torn down).
+    fn finish(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

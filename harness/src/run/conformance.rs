@@ -152,6 +152,7 @@ mod tests {
             parallel: 1,
             scenarios,
             cancelled: false,
+            kubernetes: None,
         }
     }
 

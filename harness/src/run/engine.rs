@@ -30,15 +30,48 @@ impl Engine for Pulldoctor {
     fn diagnose(&self, input: &EngineInput) -> impl Future<Output = Result<Report, String>> + Send {
         let input = input.clone();
         async move {
+            let mut exported_unavailable = Vec::new();
             let load = input.clone();
             let (mut evidence, exported) = tokio::task::spawn_blocking(move || {
-                let evidence = Evidence::load(&load.dump_dir, None).map_err(|e| e.to_string())?;
+                let evidence = match &load.kubeconfig {
+                    Some(_) => Evidence::default(),
+                    None => Evidence::load(&load.dump_dir, None).map_err(|e| e.to_string())?,
+                };
                 let text = std::fs::read_to_string(&load.inventory).map_err(|e| format!("inventory: {e}"))?;
                 let exported = azure_model::Inventory::from_json(&text).map_err(|e| format!("inventory: {e}"))?;
                 Ok::<_, String>((evidence, exported))
             })
             .await
             .map_err(|e| format!("engine task failed: {e}"))??;
+            // Kubernetes live through the API server, as `pulldoctor diagnose` reads a cluster.
+            if let Some(kubeconfig) = &input.kubeconfig {
+                let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| format!("kubeconfig: {e}"))?;
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .map_err(|e| format!("kubeconfig: {e}"))?;
+                let client = kube::Client::try_from(config).map_err(|e| format!("kube client: {e}"))?;
+                let selection = pulldoctor::collect::k8s::Selection {
+                    namespace: Some(input.namespace.clone()),
+                    pod: input.pod.clone(),
+                    ..Default::default()
+                };
+                // kube-rs's list streams are not `Send` for every lifetime the Engine contract
+                // asks; the collection runs on a blocking thread of the same runtime instead.
+                let handle = tokio::runtime::Handle::current();
+                let k = tokio::task::spawn_blocking(move || {
+                    handle.block_on(pulldoctor::collect::k8s::collect(client, &selection, Default::default()))
+                })
+                .await
+                .map_err(|e| format!("engine task failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+                evidence.pods = k.pods;
+                evidence.events = k.events;
+                evidence.nodes = k.nodes;
+                evidence.secrets = k.secrets;
+                evidence.service_accounts = k.service_accounts;
+                evidence.replica_sets = k.replica_sets;
+                exported_unavailable.extend(k.unavailable);
+            }
             match (&input.arm_endpoint, &input.azure_login) {
                 (Some(arm), Some(login)) => {
                     let ca = match &input.ca_file {
@@ -70,6 +103,7 @@ impl Engine for Pulldoctor {
                 }
                 _ => evidence.azure = exported,
             }
+            evidence.azure.unavailable.splice(0..0, exported_unavailable);
             let diagnosis = pulldoctor::diagnose(&evidence);
             Ok(pulldoctor::collect::report(&diagnosis, &evidence))
         }
@@ -82,6 +116,7 @@ impl Engine for Pulldoctor {
 /// | variable | meaning |
 /// |---|---|
 /// | `PULLPROOF_DUMP_DIR` | a `kubectl cluster-info dump --output-directory` directory (plus `NS/secrets.json`, `NS/serviceaccounts.json`) |
+/// | `PULLPROOF_KUBECONFIG` | a kubeconfig with read access to the namespace and the nodes (live reads) |
 /// | `PULLPROOF_AZURE_INVENTORY` | a JSON inventory of ARM resource bodies |
 /// | `PULLPROOF_NAMESPACE` | the workload's namespace |
 /// | `PULLPROOF_POD` | a pod of the workload (the failing one) |
@@ -118,6 +153,9 @@ impl Engine for External {
                 .kill_on_drop(true);
             if let Some(e) = &input.arm_endpoint {
                 cmd.env("PULLPROOF_ARM_ENDPOINT", e);
+            }
+            if let Some(k) = &input.kubeconfig {
+                cmd.env("PULLPROOF_KUBECONFIG", k);
             }
             if let Some(ca) = &input.ca_file {
                 cmd.env("PULLPROOF_CA_FILE", ca);

@@ -112,6 +112,7 @@ mod tests {
             parallel: 2,
             scenarios: vec![rec("a", Status::Passed), rec("b", Status::FailedDetection), rec("c", Status::ErrorInject)],
             cancelled: false,
+            kubernetes: None,
         };
         let xml = render(&run);
         assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""));

@@ -23,6 +23,9 @@ const POLL: Duration = Duration::from_millis(150);
 pub struct RunOptions {
     /// Where failure artifacts go (`DIR/<scenario>/`); none: not kept.
     pub artifacts_dir: Option<PathBuf>,
+    /// Leave the world up after the scenario (before the revert) and wait for cancellation,
+    /// so a person can look at it.
+    pub keep: bool,
     /// Cancellation (Ctrl-C): when it turns true the run jumps to revert and cleanup.
     pub cancel: watch::Receiver<bool>,
 }
@@ -346,6 +349,11 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                 }
             }
         }
+    }
+
+    if opts.keep && !*opts.cancel.borrow() {
+        eprintln!("\n{}: the world is kept ({} so far).\n{}", s.name, status.as_str(), world.access());
+        let _ = opts.cancel.wait_for(|c| *c).await;
     }
 
     // revert: undo the fault if it may still be live (after an automatic fix the world differs

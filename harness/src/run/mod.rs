@@ -18,7 +18,7 @@ pub use backend::{Backend, BackendError, EngineInput, Health, World};
 pub use conformance::Conformance;
 pub use engine::{Engine, External, Pulldoctor};
 pub use lifecycle::{RunOptions, run_scenario};
-pub use record::{Grade, PhaseRecord, RunRecord, ScenarioRecord, Status};
+pub use record::{Grade, KubernetesVersions, PhaseRecord, RunRecord, ScenarioRecord, Status};
 
 use crate::catalog::Entry;
 use crate::plan::Phase;
@@ -36,13 +36,15 @@ pub enum Progress {
 }
 
 /// Runs `entries` on `backend` with at most `parallel` at once. Each scenario gets its own
-/// world, so they cannot see each other. `progress` hears about every start and finish.
+/// world, so they cannot see each other. `progress` hears about every start and finish. With
+/// `keep`, each world stays up after its scenario until the run is cancelled.
 pub async fn run_many<B, E>(
     backend: Arc<B>,
     engine: Arc<E>,
     entries: Vec<Entry>,
     parallel: usize,
     artifacts_dir: Option<&Path>,
+    keep: bool,
     cancel: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> RunRecord
@@ -74,7 +76,8 @@ where
             let rec = if *cancel.borrow() {
                 skipped(&entry, backend.kind(), "cancelled before it started")
             } else {
-                run_scenario(backend.as_ref(), engine.as_ref(), &entry, RunOptions { artifacts_dir, cancel }).await
+                run_scenario(backend.as_ref(), engine.as_ref(), &entry, RunOptions { artifacts_dir, keep, cancel })
+                    .await
             };
             progress(Progress::Finished(Box::new(rec.clone())));
             rec
@@ -88,6 +91,8 @@ where
         }
     }
     scenarios.sort_by_key(|r| order.iter().position(|n| n == &r.scenario));
+    let kubernetes = backend.versions().await;
+    backend.finish().await;
     RunRecord {
         schema_version: "1".into(),
         pullproof: env!("CARGO_PKG_VERSION").into(),
@@ -97,6 +102,7 @@ where
         parallel,
         scenarios,
         cancelled: *cancel.borrow(),
+        kubernetes,
     }
 }
 

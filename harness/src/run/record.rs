@@ -202,6 +202,24 @@ pub struct RunRecord {
     /// The run was interrupted (Ctrl-C, SIGTERM): scenarios not run are `skipped`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
+    /// What the backend's Kubernetes reported about itself, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesVersions>,
+}
+
+/// Versions as the cluster reports them (the API server's `/version`, a Node's `nodeInfo`),
+/// never the harness's own constants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesVersions {
+    /// `/version` `gitVersion`.
+    pub server_version: String,
+    /// `status.nodeInfo.kubeletVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_version: Option<String>,
+    /// `status.nodeInfo.containerRuntimeVersion` (`containerd://2.1.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_runtime_version: Option<String>,
 }
 
 impl RunRecord {

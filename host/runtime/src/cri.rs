@@ -8,8 +8,8 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    AuthConfig, ImageSpec as CriImageSpec, ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
-    VersionRequest,
+    AuthConfig, ImageSpec as CriImageSpec, ImageStatusRequest, ListImagesRequest, ListPodSandboxRequest,
+    PullImageRequest, RemoveImageRequest, RemovePodSandboxRequest, StopPodSandboxRequest, VersionRequest,
 };
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -305,6 +305,33 @@ impl Cri {
             .await
             .map_err(|s| self.call_error("ListImages", s))?;
         Ok(r.into_inner().images.into_iter().map(ImageInfo::from).collect())
+    }
+
+    /// RuntimeService `ListPodSandbox` (no filter): the ids of every pod sandbox.
+    pub async fn pod_sandboxes(&self) -> Result<Vec<String>, CriError> {
+        let r = RuntimeServiceClient::new(self.channel.clone())
+            .list_pod_sandbox(self.request(ListPodSandboxRequest { filter: None }))
+            .await
+            .map_err(|s| self.call_error("ListPodSandbox", s))?;
+        Ok(r.into_inner().items.into_iter().map(|p| p.id).collect())
+    }
+
+    /// Stops and removes every pod sandbox (its containers, shims and network namespace go with
+    /// it): what a node that is being deleted leaves behind otherwise. Returns how many.
+    pub async fn remove_all_pods(&self) -> Result<usize, CriError> {
+        let ids = self.pod_sandboxes().await?;
+        for id in &ids {
+            let mut client = RuntimeServiceClient::new(self.channel.clone());
+            client
+                .stop_pod_sandbox(self.request(StopPodSandboxRequest { pod_sandbox_id: id.clone() }))
+                .await
+                .map_err(|s| self.call_error("StopPodSandbox", s))?;
+            client
+                .remove_pod_sandbox(self.request(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }))
+                .await
+                .map_err(|s| self.call_error("RemovePodSandbox", s))?;
+        }
+        Ok(ids.len())
     }
 
     /// ImageService `RemoveImage` (removing an absent image succeeds, as in the CRI contract).

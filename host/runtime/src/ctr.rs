@@ -28,7 +28,7 @@ pub struct CtrOptions {
 impl Default for CtrOptions {
     fn default() -> Self {
         Self {
-            binary: "ctr".into(),
+            binary: crate::components::Components::pinned().containerd("ctr"),
             namespace: "k8s.io".into(),
             ssl_cert_file: None,
             launcher: Launcher::direct(),

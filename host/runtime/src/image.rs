@@ -2,7 +2,9 @@
 //!
 //! Every image is an OCI image index (so that containerd checks platforms at resolve time, which
 //! is what makes the platform-mismatch symptom appear) with one manifest per platform; each
-//! manifest has one gzip tar layer holding `hello.txt` and an OCI config.
+//! manifest has one gzip tar layer holding `hello.txt` (and, for Linux platforms of an image
+//! that has a [`Program`], that static binary as its entrypoint, so its containers really run)
+//! and an OCI config.
 
 use std::fmt;
 use std::io::Write;
@@ -111,6 +113,65 @@ pub struct ImageSpec {
     pub tag: String,
     /// One manifest per platform, in this order.
     pub platforms: Vec<Platform>,
+    /// The static program Linux platforms run (none: the image only holds `hello.txt`).
+    pub program: Option<Program>,
+}
+
+/// A static Linux binary an image carries and runs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Where it lives in the image (`/bin/busybox`).
+    pub path: String,
+    /// Its bytes.
+    pub binary: std::sync::Arc<Vec<u8>>,
+    /// The arguments after the path (`sleep 86400`).
+    pub args: Vec<String>,
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program")
+            .field("path", &self.path)
+            .field("bytes", &self.binary.len())
+            .field("args", &self.args)
+            .finish()
+    }
+}
+
+/// Where Debian's `busybox-static` puts its binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+impl Program {
+    /// Debian's static busybox (package `busybox-static`), running `args`. Fails if the file is
+    /// missing or dynamically linked (the `busybox` package's build would not run in an image).
+    pub fn busybox(args: &[&str]) -> std::io::Result<Self> {
+        let binary = std::fs::read(BUSYBOX)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{BUSYBOX}: {e} (apt-get install busybox-static)")))?;
+        if is_dynamic_elf(&binary) {
+            return Err(std::io::Error::other(format!(
+                "{BUSYBOX} is dynamically linked: install busybox-static instead of busybox"
+            )));
+        }
+        Ok(Self {
+            path: "/bin/busybox".into(),
+            binary: std::sync::Arc::new(binary),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+}
+
+/// Whether an ELF file asks for a program interpreter (`PT_INTERP`), i.e. is dynamically linked.
+fn is_dynamic_elf(b: &[u8]) -> bool {
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8])) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        o + 4 <= b.len() && u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3
+    })
 }
 
 impl ImageSpec {
@@ -124,9 +185,16 @@ impl ImageSpec {
             repository: repository.into(),
             tag: tag.into(),
             platforms: platforms.iter().map(|p| p.parse()).collect::<Result<_, _>>()?,
+            program: None,
         };
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// The same image, running `program` on Linux platforms.
+    pub fn with_program(mut self, program: Program) -> Self {
+        self.program = Some(program);
+        self
     }
 
     /// Checks the repository and tag grammar of the distribution spec and that there is a platform.
@@ -163,7 +231,16 @@ impl ImageSpec {
         let mut entries = Vec::new();
         for platform in &self.platforms {
             let content = format!("hello from pullproof: {}:{} ({platform})\n", self.repository, self.tag);
-            let tar = tar_one_file("hello.txt", content.as_bytes());
+            let mut files: Vec<(&str, u32, &[u8])> = vec![("hello.txt", 0o644, content.as_bytes())];
+            let program = self.program.as_ref().filter(|_| platform.os == "linux");
+            let cmd: Vec<&str> = match program {
+                Some(p) => {
+                    files.push((p.path.trim_start_matches('/'), 0o755, p.binary.as_slice()));
+                    std::iter::once(p.path.as_str()).chain(p.args.iter().map(String::as_str)).collect()
+                }
+                None => vec!["/hello.txt"],
+            };
+            let tar = tar_files(&files);
             let diff_id = sha256_digest(&tar);
             let layer = Blob::new(MEDIA_LAYER_GZIP, gzip(&tar));
             let config = OciConfig {
@@ -171,7 +248,7 @@ impl ImageSpec {
                 os: &platform.os,
                 os_version: platform.os_version.as_deref(),
                 variant: platform.variant.as_deref(),
-                config: ExecConfig { cmd: vec!["/hello.txt"], labels: Labels { source: "pullproof" } },
+                config: ExecConfig { cmd, labels: Labels { source: "pullproof" } },
                 rootfs: RootFs { kind: "layers", diff_ids: vec![diff_id] },
             };
             let config = Blob::new(MEDIA_CONFIG, json(&config));
@@ -279,6 +356,41 @@ impl BuiltImage {
     /// `host/repository@digest`.
     pub fn digest_reference(&self, host: &str) -> String {
         format!("{host}/{}@{}", self.repository, self.digest())
+    }
+
+    /// An OCI image layout archive (a tar of `oci-layout`, `index.json` and `blobs/`) naming the
+    /// image `name`, as `ctr images import` reads it: how an image reaches a node with no
+    /// registry (the pause image).
+    pub fn oci_archive(&self, name: &str) -> Vec<u8> {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_INDEX,
+            "manifests": [{
+                "mediaType": MEDIA_INDEX,
+                "digest": self.index.descriptor.digest,
+                "size": self.index.descriptor.size,
+                "annotations": {
+                    "io.containerd.image.name": name,
+                    "org.opencontainers.image.ref.name": self.tag,
+                },
+            }],
+        });
+        let index = serde_json::to_vec(&index).unwrap_or_default();
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+        let mut blobs: Vec<(String, &[u8])> = Vec::new();
+        let all = self.blobs.iter().map(|b| (&b.descriptor.digest, b.bytes.as_ref()));
+        let manifests = self.manifests.iter().map(|m| (&m.descriptor.digest, m.bytes.as_ref()));
+        for (digest, bytes) in all.chain(manifests).chain([(&self.index.descriptor.digest, self.index.bytes.as_ref())])
+        {
+            let path = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+            if !blobs.iter().any(|(p, _)| *p == path) {
+                blobs.push((path, bytes));
+            }
+        }
+        let mut files: Vec<(&str, u32, &[u8])> =
+            vec![("oci-layout", 0o644, layout.as_slice()), ("index.json", 0o644, index.as_slice())];
+        files.extend(blobs.iter().map(|(p, b)| (p.as_str(), 0o644, *b)));
+        tar_files(&files)
     }
 }
 
@@ -398,18 +510,47 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// A POSIX ustar archive with one regular file (mode 0644, root-owned, mtime 0).
+#[cfg(test)]
 fn tar_one_file(name: &str, data: &[u8]) -> Vec<u8> {
+    tar_files(&[(name, 0o644, data)])
+}
+
+/// A POSIX ustar archive of regular files `(name, mode, bytes)`, root-owned, mtime 0; a file
+/// below a folder gets that folder first (mode 0755).
+fn tar_files(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut folders: Vec<String> = Vec::new();
+    for (name, mode, data) in files {
+        let mut prefix = String::new();
+        for part in name.split('/').collect::<Vec<_>>().split_last().map(|(_, dirs)| dirs.to_vec()).unwrap_or_default()
+        {
+            prefix.push_str(part);
+            prefix.push('/');
+            if !folders.contains(&prefix) {
+                out.extend_from_slice(&tar_header(&prefix, 0o755, 0, b'5'));
+                folders.push(prefix.clone());
+            }
+        }
+        out.extend_from_slice(&tar_header(name, *mode, data.len(), b'0'));
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn tar_header(name: &str, mode: u32, size: usize, kind: u8) -> [u8; 512] {
     assert!(name.len() < 100, "tar name too long");
     let mut h = [0u8; 512];
     let put = |h: &mut [u8; 512], off: usize, s: &[u8]| h[off..off + s.len()].copy_from_slice(s);
     put(&mut h, 0, name.as_bytes());
-    put(&mut h, 100, b"0000644\0");
+    put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
     put(&mut h, 108, b"0000000\0");
     put(&mut h, 116, b"0000000\0");
-    put(&mut h, 124, format!("{:011o}\0", data.len()).as_bytes());
+    put(&mut h, 124, format!("{size:011o}\0").as_bytes());
     put(&mut h, 136, b"00000000000\0");
     put(&mut h, 148, b"        ");
-    h[156] = b'0';
+    h[156] = kind;
     put(&mut h, 257, b"ustar\0");
     put(&mut h, 263, b"00");
     put(&mut h, 265, b"root");
@@ -418,12 +559,7 @@ fn tar_one_file(name: &str, data: &[u8]) -> Vec<u8> {
     put(&mut h, 337, b"0000000\0");
     let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
     put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
-    let mut out = Vec::with_capacity(512 + data.len().next_multiple_of(512) + 1024);
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    out.resize(out.len().next_multiple_of(512), 0);
-    out.resize(out.len() + 1024, 0);
-    out
+    h
 }
 
 #[cfg(test)]
@@ -476,6 +612,40 @@ mod tests {
         assert_eq!(c["os"], "linux");
         assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
         assert_eq!(a.reference("127.0.0.1:5000"), "127.0.0.1:5000/pullproof/hello:1.0");
+    }
+
+    #[test]
+    fn a_program_runs_on_linux_platforms_only() {
+        let program = Program {
+            path: "/bin/tool".into(),
+            binary: std::sync::Arc::new(b"ELF".to_vec()),
+            args: vec!["run".into()],
+        };
+        let a = ImageSpec::new("app", "v1", &["linux/amd64", "windows/amd64"])
+            .unwrap()
+            .with_program(program)
+            .build()
+            .unwrap();
+        let configs: Vec<serde_json::Value> = a
+            .blobs
+            .iter()
+            .filter(|b| b.descriptor.media_type == MEDIA_CONFIG)
+            .map(|b| serde_json::from_slice(&b.bytes).unwrap())
+            .collect();
+        let linux = configs.iter().find(|c| c["os"] == "linux").unwrap();
+        assert_eq!(linux["config"]["Cmd"], serde_json::json!(["/bin/tool", "run"]));
+        let windows = configs.iter().find(|c| c["os"] == "windows").unwrap();
+        assert_eq!(windows["config"]["Cmd"], serde_json::json!(["/hello.txt"]));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("image.tar");
+        std::fs::write(&p, a.oci_archive("example.invalid/app:v1")).unwrap();
+        if let Ok(out) = std::process::Command::new("tar").arg("-tf").arg(&p).output() {
+            let listing = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && listing.contains("index.json") && listing.contains("blobs/sha256/"),
+                "{listing}"
+            );
+        }
     }
 
     #[test]

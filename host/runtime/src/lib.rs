@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod components;
 mod containerd;
 mod cri;
 mod ctr;
@@ -48,6 +49,7 @@ pub use ctr::{CtrOptions, CtrPullOutput, ctr_pull};
 pub use image::{BuiltImage, ImageSpec, ImageSpecError, Platform, PushError};
 pub use process::{
     Customize, DaemonError, Launcher, NotReady, ProcessGuard, STOP_GRACE, Stopped, log_tail, processes_in_group,
+    unmount_below, wait_ready,
 };
 pub use registry::{
     Authorization, Ping, PushReport, Registry, RegistryApiError, RegistryAuth, RegistryClient, RegistryConfig,

@@ -443,7 +443,8 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Polls `probe` every `every` until it succeeds, the guarded process exits, or `timeout` passes.
-pub(crate) async fn wait_ready<F, Fut, T>(
+/// `socket` is probed only once it exists (give a path that always exists to probe at once).
+pub async fn wait_ready<F, Fut, T>(
     guard: &ProcessGuard,
     socket: &Path,
     timeout: Duration,
@@ -482,7 +483,7 @@ where
 
 /// Removes (lazily detaches) every mount at or below `dir`, deepest first, so that the directory
 /// can be deleted even if a daemon left a snapshot mounted.
-pub(crate) fn unmount_below(dir: &Path) {
+pub fn unmount_below(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };

@@ -109,6 +109,50 @@ impl Front {
         Ok(Front { tasks })
     }
 
+    /// Forwards TCP connections on `listener` to `target`, bytes untouched (TLS stays end to
+    /// end). With `inside`, the outgoing connection is made from inside that network namespace
+    /// (the API server reaching a node's kubelet); without, from the root namespace (a node
+    /// reaching the run's API server through an address of its own world). Connections end with
+    /// the front.
+    pub fn tcp_forward(
+        listener: std::net::TcpListener,
+        target: SocketAddr,
+        inside: Option<Arc<pullproof_host_net::Topology>>,
+    ) -> std::io::Result<Front> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { break };
+                        let inside = inside.clone();
+                        connections.spawn(async move {
+                            let outbound = match inside {
+                                None => tokio::net::TcpStream::connect(target).await.ok(),
+                                Some(t) => tokio::task::spawn_blocking(move || {
+                                    let s = t.node().connect_tcp(target, std::time::Duration::from_secs(5)).ok()?;
+                                    s.set_nonblocking(true).ok()?;
+                                    Some(s)
+                                })
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|s| tokio::net::TcpStream::from_std(s).ok()),
+                            };
+                            if let Some(mut outbound) = outbound {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        Ok(Front { tasks: vec![task] })
+    }
+
     /// Serves IMDS on `listener` (bound inside the node namespace at 169.254.169.254:80),
     /// forwarding to the emulator as the node at `node_ip`.
     pub fn imds(

@@ -1,6 +1,10 @@
-//! The host backend: every scenario for real on one Linux machine (root), no Docker, no cluster.
+//! The host backend: every scenario for real on one Linux machine (root), no Docker.
 //!
-//! - **Control plane**: a private [`pullproof_emulator`] on loopback, provisioned from the
+//! - **Kubernetes**: one real control plane per run ([`cluster`]: etcd, kube-apiserver,
+//!   kube-controller-manager, kube-scheduler from the pinned release), each scenario in its own
+//!   namespace with its own node ([`node`]: a real kubelet, containerd 2.x, Debian's CNI plugins,
+//!   AKS's own `acr-credential-provider`).
+//! - **Azure**: a private [`pullproof_emulator`] on loopback per scenario, provisioned from the
 //!   baseline with ordinary ARM and Graph calls ([`crate::arm`]).
 //! - **VNets**: network namespaces ([`pullproof_host_net`]): the node, a router whose nftables
 //!   rules follow peerings, NSGs and routes, and the registry's private and public endpoints;
@@ -8,15 +12,14 @@
 //! - **Registry**: the real distribution registry ([`pullproof_host_runtime::Registry`]) with
 //!   token auth from the emulator, behind a [`front`] that serves the login server name inside
 //!   the namespaces and applies ACR's firewall.
-//! - **Node**: a private containerd in the node namespace, driven over CRI by the kubelet logic
-//!   of [`pullproof_host_kubelet`], with the `acr-credential-provider` plugin talking to IMDS
-//!   (169.254.169.254, a front to the emulator) and the registry's token exchange.
 //!
 //! Every fault is a control-plane change; the data plane follows through the emulator's change
-//! feed ([`realise`]). Every pull error comes from containerd itself.
+//! feed ([`realise`]). Every pull error, event, waiting reason and back-off comes from containerd
+//! and the kubelet themselves.
 
+pub mod cluster;
 pub mod front;
-pub mod kubernetes;
+pub mod lease;
 pub mod node;
 pub mod realise;
 
@@ -26,21 +29,21 @@ use std::sync::Arc;
 
 use azure_rest::{ARM_SCOPE, Client, ClientCredentials, GRAPH_SCOPE};
 use pullproof_emulator::{DataPlane, Emulator, EmulatorConfig, RunningEmulator};
-use pullproof_host_kubelet::{
-    Cluster, CredentialProvider, CredentialProviderConfig, Kubelet, KubeletConfig, NodeConfig, WorkloadSpec,
-};
 use pullproof_host_net::{DnsServer, Topology};
-use pullproof_host_runtime::{Containerd, ContainerdConfig, Launcher, Registry, RegistryAuth, RegistryConfig};
+use pullproof_host_runtime::components::Components;
+use pullproof_host_runtime::image::Program;
+use pullproof_host_runtime::{Registry, RegistryAuth, RegistryConfig};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
+use self::cluster::{Scenario, SharedCluster};
 use self::front::{Endpoint, Front};
-use self::node::{NodeOs, NodeRuntime};
+use self::node::{Node, NodeSpec};
 use self::realise::{NodePlacement, PUBLIC_REGISTRY_IP};
 use crate::arm::mutation::{ClusterOp, EmulatorOp, Realisation, realise as realise_mutation};
 use crate::arm::{Executor, Request, World};
-use crate::baseline::{Baseline, ClusterIdentity, PullSecretSource};
+use crate::baseline::{Baseline, ClusterIdentity, OsType, PullSecretSource};
 use crate::catalog::Entry;
 use crate::run::{Backend, BackendError, EngineInput, Health};
 use crate::scenario::{BackendKind, Mutation};
@@ -51,22 +54,15 @@ const ACR_PUSH: &str = azure_model::authorization::ACR_PUSH.id;
 /// Host backend settings.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
-    /// The `acr-credential-provider` binary.
-    pub credential_provider: PathBuf,
+    /// The pinned Kubernetes, etcd, containerd and `acr-credential-provider` binaries.
+    pub components: Components,
     /// Where each run's files go (a `pullproof-RUNID` folder is made inside).
     pub work_dir: PathBuf,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("acr-credential-provider")));
-        Self {
-            credential_provider: std::env::var_os("PULLPROOF_CREDENTIAL_PROVIDER")
-                .map(PathBuf::from)
-                .or(beside)
-                .unwrap_or_else(|| PathBuf::from("acr-credential-provider")),
-            work_dir: std::env::temp_dir(),
-        }
+        Self { components: Components::pinned(), work_dir: std::env::temp_dir() }
     }
 }
 
@@ -74,33 +70,87 @@ impl Default for HostOptions {
 pub fn preflight(options: &HostOptions) -> Result<(), BackendError> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        return Err(BackendError::new("the host backend needs root (network namespaces, containerd): run with sudo"));
+        return Err(BackendError::new(
+            "the host backend needs root (network namespaces, containerd, kubelet): run with sudo",
+        ));
     }
-    for bin in ["containerd", "ctr", "docker-registry", "nft", "ip", "nsenter", "unshare"] {
+    for bin in ["runc", "docker-registry", "nft", "ip", "nsenter", "unshare"] {
         if which(bin).is_none() {
             return Err(BackendError::new(format!(
-                "`{bin}` is not installed: run `bash .ci/run` once, or apt-get install containerd docker-registry nftables iproute2"
+                "`{bin}` is not installed: run `bash .ci/run` once, or apt-get install runc docker-registry nftables iproute2 busybox-static containernetworking-plugins"
             )));
         }
     }
-    if !options.credential_provider.is_file() {
-        return Err(BackendError::new(format!(
-            "the credential provider plugin {} does not exist: build it with `cargo build -p pullproof` or set PULLPROOF_CREDENTIAL_PROVIDER",
-            options.credential_provider.display()
-        )));
+    for file in [pullproof_host_runtime::image::BUSYBOX, "/usr/lib/cni/bridge", "/usr/lib/cni/host-local"] {
+        if !Path::new(file).is_file() {
+            return Err(BackendError::new(format!(
+                "{file} is missing: apt-get install busybox-static containernetworking-plugins"
+            )));
+        }
     }
-    Ok(())
+    options.components.check().map_err(BackendError::new)
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(bin)).find(|f| f.is_file()))
 }
 
-/// The host backend.
-#[derive(Debug, Clone, Default)]
+/// The host backend. Its scenarios share one control plane, started with the first world and
+/// stopped by [`Backend::finish`].
+#[derive(Debug, Clone)]
 pub struct HostBackend {
     /// Settings.
     pub options: HostOptions,
+    cluster: Arc<Mutex<Option<Arc<SharedCluster>>>>,
+    runid: String,
+    lease: Arc<std::sync::Mutex<Option<lease::Lease>>>,
+}
+
+impl Default for HostBackend {
+    fn default() -> Self {
+        Self::new(HostOptions::default())
+    }
+}
+
+impl HostBackend {
+    /// A backend with these settings; nothing starts until the first world.
+    pub fn new(options: HostOptions) -> Self {
+        Self { options, cluster: Default::default(), runid: pullproof_host_net::new_runid(), lease: Default::default() }
+    }
+
+    /// The run's folder (control plane, per-scenario worlds).
+    pub fn run_dir(&self) -> PathBuf {
+        self.options.work_dir.join(format!("pullproof-{}", self.runid))
+    }
+
+    /// Changes the run's lease and saves it.
+    fn update_lease(&self, f: impl FnOnce(&mut lease::Lease)) -> Result<(), BackendError> {
+        let mut slot = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+        let l = slot.get_or_insert_with(|| lease::Lease::mine(&self.runid, &self.run_dir()));
+        f(l);
+        l.save().map_err(|e| err("lease")(e2s(e)))
+    }
+
+    /// The run's id.
+    pub fn runid(&self) -> &str {
+        &self.runid
+    }
+
+    /// The run's cluster, started on first use.
+    pub async fn cluster(&self) -> Result<Arc<SharedCluster>, BackendError> {
+        let mut slot = self.cluster.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let dir = self.run_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| err("run folder")(e2s(e)))?;
+        // Claim the folder before anything starts in it, so `pullproof clean` can reclaim it if
+        // this process is killed.
+        self.update_lease(|_| {})?;
+        let c = Arc::new(SharedCluster::start(self.options.components.clone(), &dir).await?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
 }
 
 /// A baseline realised on this host.
@@ -117,16 +167,17 @@ pub struct HostWorld {
     watcher: Option<JoinHandle<()>>,
     fronts: Vec<Front>,
     registry: Option<Registry>,
-    containerd: Option<Arc<Containerd>>,
-    cluster: Arc<Mutex<Cluster>>,
-    /// Secret values written into the cluster by remediation (redacted from artifacts).
-    learned: kubernetes::Learned,
-    kubelets: Vec<(Kubelet, NodeRuntime)>,
+    cluster: Arc<SharedCluster>,
+    scenario: Option<Scenario>,
+    node: Option<Node>,
     placement: NodePlacement,
     cloud_config: PathBuf,
+    ca_bundle: PathBuf,
     login_server: String,
     /// The registry front's loopback address for engines (the operator's view).
     operator_registry: Option<SocketAddr>,
+    /// Secret values the world learned (redacted from artifacts).
+    learned: Vec<String>,
 }
 
 fn err(context: &str) -> impl Fn(String) -> BackendError + '_ {
@@ -146,9 +197,14 @@ impl Backend for HostBackend {
 
     async fn provision(&self, entry: &Entry) -> Result<HostWorld, BackendError> {
         preflight(&self.options)?;
-        let b = entry.baseline.clone();
+        let cluster = self.cluster().await?;
+        // Each scenario in its own namespace, named after it.
+        let mut baseline = (*entry.baseline).clone();
+        baseline.workload.namespace = entry.scenario.name.clone();
+        let b = Arc::new(baseline);
         let runid = pullproof_host_net::new_runid();
-        let dir = self.options.work_dir.join(format!("pullproof-{runid}"));
+        self.update_lease(|l| l.netns_runids.push(runid.clone()))?;
+        let dir = self.run_dir().join(&entry.scenario.name);
         std::fs::create_dir_all(&dir).map_err(|e| err("work dir")(e2s(e)))?;
         let login = b.registry.login_server();
 
@@ -202,22 +258,45 @@ impl Backend for HostBackend {
             watcher: None,
             fronts: vec![],
             registry: None,
-            containerd: None,
-            cluster: Arc::new(Mutex::new(Cluster::new())),
-            learned: Default::default(),
-            kubelets: vec![],
+            cluster,
+            scenario: None,
+            node: None,
             placement,
             cloud_config: dir.join("azure.json"),
+            ca_bundle: dir.join("ca-bundle.pem"),
             login_server: login,
             operator_registry: None,
+            learned: vec![],
         };
         // From here on, a failure tears down what was built.
-        match w.bring_up(&self.options, &runid).await {
+        match w.bring_up(&runid).await {
             Ok(()) => Ok(w),
             Err(e) => {
                 let _ = w.shutdown().await;
                 Err(e)
             }
+        }
+    }
+
+    async fn versions(&self) -> Option<crate::run::KubernetesVersions> {
+        let c = self.cluster.lock().await.clone()?;
+        let node = c.node_versions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(crate::run::KubernetesVersions {
+            server_version: c.server_version.clone(),
+            kubelet_version: node.as_ref().map(|n| n.0.clone()),
+            container_runtime_version: node.map(|n| n.1),
+        })
+    }
+
+    async fn finish(&self) {
+        let cluster = self.cluster.lock().await.take();
+        if let Some(c) = cluster {
+            // Every world holds a reference until its teardown; the last one stops the processes.
+            let _ = tokio::task::spawn_blocking(move || drop(c)).await;
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir());
+        if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            l.release();
         }
     }
 }
@@ -227,7 +306,11 @@ impl HostWorld {
         self.emulator.as_ref().expect("the emulator lives until teardown")
     }
 
-    async fn bring_up(&mut self, options: &HostOptions, runid: &str) -> Result<(), BackendError> {
+    fn scenario(&self) -> Result<&Scenario, BackendError> {
+        self.scenario.as_ref().ok_or_else(|| BackendError::new("the scenario's namespace is not there"))
+    }
+
+    async fn bring_up(&mut self, runid: &str) -> Result<(), BackendError> {
         let b = self.baseline.clone();
         let dir = self.dir.clone();
         let login = self.login_server.clone();
@@ -266,13 +349,15 @@ impl HostWorld {
             .map_err(|e| err("topology")(e2s(e)))?
             .map_err(|e| err("building the VNets")(e2s(e)))?,
         );
+        self.topology = Some(topology.clone());
         let dp = self.emulator().subscribe();
         let snapshot = dp.borrow().clone();
         topology.apply(&realise::policy(&snapshot, &self.placement)).map_err(|e| err("router policy")(e2s(e)))?;
         let dns = Arc::new(
             topology.start_dns(realise::dns_view(&snapshot, &self.placement)).map_err(|e| err("DNS")(e2s(e)))?,
         );
-        self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns.clone(), self.placement.clone()));
+        self.dns = Some(dns.clone());
+        self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns, self.placement.clone()));
 
         // Nodes as the emulator sees them: IMDS answers for the first pool's scale set; traffic
         // from the node's own address reaches the registry only through the private endpoint.
@@ -332,104 +417,65 @@ impl HostWorld {
         self.fronts.push(Front::imds(imds, node_ip, &base, self.http.clone()).map_err(|e| err("IMDS front")(e2s(e)))?);
         self.registry = Some(registry);
 
-        // The node: containerd in the node namespace with the VNet's resolver and the test CA.
-        let bundle = dir.join("ca-bundle.pem");
+        std::fs::write(dir.join("emulator-ca.pem"), &self.emulator().ca_pem).map_err(|e| err("CA")(e2s(e)))?;
+        // The node trusts the world's CA (containerd and the credential provider).
         let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-        std::fs::write(&bundle, format!("{system}\n{}", self.emulator().ca_pem))
+        std::fs::write(&self.ca_bundle, format!("{system}\n{}", self.emulator().ca_pem))
             .map_err(|e| err("CA bundle")(e2s(e)))?;
-        let containerd = Containerd::start(ContainerdConfig {
-            base_dir: Some(dir.clone()),
-            log_file: Some(dir.join("containerd.log")),
-            ssl_cert_file: Some(bundle.clone()),
-            launcher: Launcher::netns_with_resolv(topology.node().path(), topology.resolv_conf_path()),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err("containerd")(e2s(e)))?;
-        let containerd = Arc::new(containerd);
+        let _ = self.write_cloud_config(&snapshot)?;
 
-        // The cluster: nodes per pool, the workload, its pull secret.
-        self.write_cloud_config(&snapshot)?;
-        let provider_dir = options.credential_provider.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut provider = CredentialProvider::aks(&self.cloud_config.display().to_string());
-        provider.name = options
-            .credential_provider
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("acr-credential-provider")
+        // The scenario's namespace, then its node (the first Linux pool's first VM).
+        let wl = b.workload.clone();
+        let scenario = Scenario::create(&self.cluster, &wl.namespace, &wl.name).await?;
+        self.scenario = Some(scenario.clone());
+        let pool = b
+            .cluster
+            .pools
+            .iter()
+            .find(|p| p.os == OsType::Linux)
+            .ok_or_else(|| BackendError::new("the baseline has no Linux node pool to run a kubelet on"))?;
+        let snapshot_cluster = snapshot.clusters.first();
+        let provider_id = snapshot_cluster
+            .and_then(|c| c.pools.iter().find(|p| p.name == pool.name))
+            .and_then(|p| p.vmss_id.clone())
+            .map(|v| format!("azure://{v}/virtualMachines/0"));
+        let node_rg = provider_id
+            .as_deref()
+            .and_then(|p| p.split('/').skip_while(|s| !s.eq_ignore_ascii_case("resourceGroups")).nth(1))
+            .unwrap_or_default()
             .to_string();
-        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar {
-            name: "SSL_CERT_FILE".into(),
-            value: bundle.display().to_string(),
-        });
-        // Upstream allows 60 s per call; an unreachable registry then costs a minute before the
-        // kubelet's anonymous pull. Five seconds keeps the same outcome and message.
-        provider.env.push(pullproof_host_kubelet::plugin::ExecEnvVar {
-            name: "ACR_CREDENTIAL_PROVIDER_TIMEOUT".into(),
-            value: "5".into(),
-        });
-        // The plugin runs as a node process: the node's network and the VNet's resolver.
-        let plugin_prefix = vec![
-            "nsenter".to_string(),
-            format!("--net={}", topology.node().path().display()),
-            "unshare".into(),
-            "--mount".into(),
-            "--propagation".into(),
-            "private".into(),
-            "sh".into(),
-            "-c".into(),
-            r#"set -e; mount --bind "$1" "$2"; shift 2; exec "$@""#.into(),
-            "sh".into(),
-            topology.resolv_conf_path().display().to_string(),
-            "/etc/resolv.conf".into(),
-        ];
-        let secret = match &b.workload.pull_secret {
-            Some(ps) => Some((ps.name.clone(), self.pull_secret_credentials(&ps.from).await?)),
-            None => None,
-        };
-        {
-            let mut cluster = self.cluster.lock().await;
-            for (i, pool) in b.cluster.pools.iter().enumerate() {
-                let os = if pool.os == crate::baseline::OsType::Windows { NodeOs::Windows } else { NodeOs::Linux };
-                let name = format!("aks-{}-{runid}-vmss00000{i}", pool.name);
-                let mut node = match os {
-                    NodeOs::Linux => NodeConfig::linux(&name, &pool.name),
-                    NodeOs::Windows => NodeConfig::windows(&name, &pool.name),
-                };
-                node.internal_ip = Some(self.placement.ip.to_string());
-                node.provider_id = snapshot
-                    .clusters
-                    .first()
-                    .and_then(|c| c.pools.iter().find(|p| p.name == pool.name))
-                    .and_then(|p| p.vmss_id.clone())
-                    .map(|v| format!("azure://{v}/virtualMachines/0"));
-                cluster.add_node(&node).map_err(|e| err("cluster node")(e2s(e)))?;
-                let mut config = KubeletConfig::new(&name);
-                config.credential_provider_config = Some(CredentialProviderConfig::new(vec![provider.clone()]));
-                config.credential_provider_bin_dir = provider_dir.clone();
-                let kubelet = Kubelet::new(config)
-                    .map_err(|e| err("kubelet")(e2s(e)))?
-                    .with_command_wrapper(pullproof_host_kubelet::plugin::prefix_command(plugin_prefix.clone()));
-                self.kubelets.push((kubelet, NodeRuntime { containerd: containerd.clone(), os }));
-            }
-            let wl = &b.workload;
-            let mut spec =
-                WorkloadSpec::new(&wl.namespace, &wl.name, &wl.image_for(&b.registry)).container(&wl.container);
-            for (k, v) in &wl.node_selector {
-                spec = spec.node_selector(k, v);
-            }
-            if let Some(ps) = &wl.pull_secret {
-                spec = spec.pull_secret(&ps.name);
-            }
-            cluster.ensure_namespace(&wl.namespace);
-            if let Some((name, (user, pass))) = &secret {
-                cluster.put_secret(&wl.namespace, name, &login, user, pass);
-            }
-            cluster.create_workload(&spec).map_err(|e| err("workload")(e2s(e)))?;
+        let node = Node::start(
+            NodeSpec {
+                name: format!("aks-{}-{runid}-vmss000000", pool.name),
+                scenario: wl.namespace.clone(),
+                pool: pool.name.clone(),
+                ip: self.placement.ip,
+                provider_id,
+                node_resource_group: node_rg,
+                dir: dir.join("node"),
+                ca_bundle: self.ca_bundle.clone(),
+                azure_json: self.cloud_config.clone(),
+                topology: topology.clone(),
+            },
+            &self.cluster,
+        )
+        .await?;
+        self.node = Some(node);
+
+        // The workload and its pull secret.
+        if let Some(ps) = &wl.pull_secret {
+            let (user, pass) = self.pull_secret_credentials(&ps.from).await?;
+            self.learned.push(pass.clone());
+            scenario.put_pull_secret(&ps.name, &login, &user, &pass).await?;
         }
-        self.topology = Some(topology);
-        self.dns = Some(dns);
-        self.containerd = Some(containerd);
+        scenario
+            .create_workload(
+                &wl.container,
+                &wl.image_for(&b.registry),
+                &wl.node_selector,
+                wl.pull_secret.as_ref().map(|p| p.name.as_str()),
+            )
+            .await?;
         Ok(())
     }
 
@@ -470,12 +516,14 @@ impl HostWorld {
             self.apply_azure(&[add]).await?;
         }
         let login = self.login_server.clone();
+        // Linux images run Debian's static busybox, so their containers really run.
+        let program = Program::busybox(&["sleep", "2147483647"]).map_err(|e| err("image")(e2s(e)))?;
         for repo in &b.registry.repositories {
             let token = self.registry_token(&op.client_id, op.client_secret.expose(), &repo.name).await?;
             let platforms: Vec<&str> = repo.platforms.iter().map(String::as_str).collect();
             for tag in &repo.tags {
                 let image = pullproof_host_runtime::image::ImageSpec::new(&repo.name, tag, &platforms)
-                    .and_then(|s| s.build())
+                    .and_then(|s| s.with_program(program.clone()).build())
                     .map_err(|e| err("image")(e2s(e)))?;
                 registry.client().with_bearer(token.clone()).push(&image).await.map_err(|e| err("push")(e2s(e)))?;
             }
@@ -582,8 +630,10 @@ impl HostWorld {
     }
 
     /// Writes the nodes' `/etc/kubernetes/azure.json` from the control plane, as AKS does when
-    /// the cluster's identity or service principal changes.
-    fn write_cloud_config(&self, dp: &DataPlane) -> Result<(), BackendError> {
+    /// the cluster's identity or service principal changes. Whether it changed. The file is
+    /// replaced atomically: the credential provider reads it on every call, and a half-written
+    /// file reads as a service principal with no credentials.
+    fn write_cloud_config(&self, dp: &DataPlane) -> Result<bool, BackendError> {
         let cluster = dp.clusters.first();
         let mut config = json!({ "cloud": "AzurePublicCloud", "tenantId": self.world.tenant, "subscriptionId": self.world.subscription });
         match (&self.baseline.cluster.identity, cluster) {
@@ -603,36 +653,38 @@ impl HostWorld {
             }
             _ => {}
         }
-        std::fs::write(&self.cloud_config, serde_json::to_string_pretty(&config).unwrap_or_default())
-            .map_err(|e| err("cloud config")(e2s(e)))
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        if std::fs::read_to_string(&self.cloud_config).is_ok_and(|old| old == text) {
+            return Ok(false);
+        }
+        let tmp = self.cloud_config.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.cloud_config))
+            .map_err(|e| err("cloud config")(e2s(e)))?;
+        Ok(true)
     }
 
-    /// Starts the workload over as on a fresh node: a new pod, no cached image, no cached
-    /// credentials. Faults show on the next pull, as they do on AKS for new pods and nodes.
-    async fn restart_workload(&mut self) -> Result<(), BackendError> {
-        let wl = &self.baseline.workload;
-        let mut cluster = self.cluster.lock().await;
-        let images: Vec<String> = cluster
-            .pods_of(&wl.namespace, &wl.name)
-            .iter()
-            .flat_map(|p| {
-                p.spec.iter().flat_map(|s| s.containers.iter().filter_map(|c| c.image.clone())).collect::<Vec<_>>()
-            })
-            .collect();
-        cluster.rollout_restart(&wl.namespace, &wl.name).map_err(|e| err("restart")(e2s(e)))?;
-        drop(cluster);
-        if let Some(c) = &self.containerd {
-            for image in images {
-                let _ = c.cri().remove_image(&image).await;
-            }
+    /// Follows the control plane onto the node: a new `azure.json` restarts the kubelet, as AKS
+    /// does when it reconciles a cluster's identity or resets its service principal (the
+    /// credentials the plugin handed out before are gone with the old process).
+    async fn follow_cloud_config(&mut self) -> Result<bool, BackendError> {
+        let Some(dp) = self.emulator.as_ref().map(|e| e.data_plane()) else { return Ok(false) };
+        let changed = self.write_cloud_config(&dp)?;
+        if changed && let Some(n) = &mut self.node {
+            n.restart_kubelet().await?;
         }
-        for (k, _) in &mut self.kubelets {
-            k.reset_backoff();
-            k.clear_credential_cache();
-        }
-        Ok(())
+        Ok(changed)
     }
 
+    /// After a fault: the next pod pulls again on a node that starts fresh (a rollout, and the
+    /// kubelet restarted as a rebooted or new node would be, so no credential it cached before
+    /// the fault hides it).
+    async fn fresh_pull(&mut self) -> Result<(), BackendError> {
+        if let Some(n) = &mut self.node {
+            n.restart_kubelet().await?;
+        }
+        self.scenario()?.rollout_restart().await
+    }
     async fn apply_azure(&mut self, requests: &[Request]) -> Result<(), BackendError> {
         for r in requests {
             match self.exec.run(r).await {
@@ -650,21 +702,14 @@ impl HostWorld {
         if let Some(w) = self.watcher.take() {
             w.abort();
         }
+        if let Some(s) = self.scenario.take() {
+            s.delete().await;
+        }
+        if let Some(n) = self.node.take() {
+            problems.extend(n.stop(&self.cluster).await);
+        }
         self.fronts.clear();
         self.dns = None;
-        self.kubelets.clear();
-        if let Some(c) = self.containerd.take() {
-            match Arc::try_unwrap(c) {
-                Ok(c) => {
-                    if let Err(e) =
-                        tokio::task::spawn_blocking(move || c.stop()).await.map_err(e2s).and_then(|r| r.map_err(e2s))
-                    {
-                        problems.push(format!("containerd: {e}"));
-                    }
-                }
-                Err(_) => problems.push("containerd still in use".into()),
-            }
-        }
         if let Some(r) = self.registry.take() {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;
         }
@@ -687,6 +732,21 @@ impl HostWorld {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         if problems.is_empty() { Ok(()) } else { Err(BackendError::new(problems.join("; "))) }
+    }
+
+    /// The kubeconfig an engine gets: read-only, the scenario's namespace and the nodes.
+    fn engine_kubeconfig(&self) -> Result<PathBuf, BackendError> {
+        let ns = &self.baseline.workload.namespace;
+        let cp = self.cluster.control_plane();
+        cp.kubeconfig_for(
+            &self.dir.join("engine"),
+            "engine",
+            &cluster::engine_user(ns),
+            None,
+            &format!("https://{}", cp.address()),
+            Some(ns),
+        )
+        .map_err(|e| err("engine kubeconfig")(e2s(e)))
     }
 }
 
@@ -724,40 +784,29 @@ fn server_tls(cert_der: &[u8], key_der: &[u8]) -> Result<Arc<rustls::ServerConfi
 
 impl crate::run::World for HostWorld {
     async fn sync(&mut self) -> Result<Health, BackendError> {
-        if let Some(e) = &self.emulator {
-            self.write_cloud_config(&e.data_plane())?;
+        if let Some(dead) = self.node.as_ref().and_then(Node::dead) {
+            return Err(BackendError::new(dead));
         }
-        let mut cluster = self.cluster.lock().await;
-        cluster.reconcile();
-        cluster.schedule();
-        for (kubelet, runtime) in &mut self.kubelets {
-            let seen = kubelet.plugin_invocations().len();
-            kubelet.sync_node(&mut cluster, runtime, true).await.map_err(|e| err("kubelet")(e2s(e)))?;
-            for inv in &kubelet.plugin_invocations()[seen..] {
-                if let Err(e) = &inv.result {
-                    // The kubelet logs this and pulls without credentials; so do we.
-                    tracing::debug!(image = %inv.image, "credential provider failed: {e}");
-                    let line = format!("{} {}: {e}\n", inv.image, inv.provider);
-                    let _ = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(self.dir.join("plugin.log"))
-                        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-                }
-            }
+        if let Some((what, tail)) = self.cluster.control_plane().dead() {
+            return Err(BackendError::new(format!("the control plane died: {what}\n{tail}")));
         }
-        let wl = &self.baseline.workload;
-        let pods = cluster.pods_of(&wl.namespace, &wl.name);
-        let Some(pod) = pods.last() else { return Ok(Health::Pending("no pod yet".into())) };
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-            return Ok(Health::Pending("not scheduled: no node matches the nodeSelector".into()));
+        let Some(pod) = self.scenario()?.newest_pod().await? else {
+            return Ok(Health::Pending("no pod yet".into()));
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.node_name.is_none() {
+            return self.unscheduled(&pod).await;
         }
         let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
         for s in &statuses {
             if let Some(w) = s.state.as_ref().and_then(|st| st.waiting.as_ref()) {
-                let message = w.message.clone().unwrap_or_default();
-                let class = pulldoctor::symptom::Symptom::parse(&message).class;
-                return Ok(Health::Failing { message, class });
+                let reason = w.reason.as_deref().unwrap_or_default();
+                if matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull") {
+                    let message = w.message.clone().unwrap_or_default();
+                    let class = pulldoctor::symptom::Symptom::parse(&message).class;
+                    return Ok(Health::Failing { message, class });
+                }
+                return Ok(Health::Pending(format!("{reason}: {}", w.message.as_deref().unwrap_or_default())));
             }
         }
         if !statuses.is_empty() && statuses.iter().all(|s| s.state.as_ref().is_some_and(|st| st.running.is_some())) {
@@ -768,31 +817,24 @@ impl crate::run::World for HostWorld {
     }
 
     async fn apply(&mut self, m: &Mutation) -> Result<(), BackendError> {
+        let wl = self.baseline.workload.clone();
         match realise_mutation(m, &self.baseline, &self.world) {
             Realisation::Nothing => {}
             Realisation::Azure(reqs) => self.apply_azure(&reqs).await?,
             Realisation::Cluster(ClusterOp::SetImage(image)) => {
-                let wl = &self.baseline.workload;
-                self.cluster
-                    .lock()
-                    .await
-                    .set_image(&wl.namespace, &wl.name, &wl.container, &image)
-                    .map_err(|e| err("set image")(e2s(e)))?;
+                self.scenario()?.set_image(&wl.container, &image).await?;
             }
             Realisation::Cluster(ClusterOp::RestoreWorkload) => {
-                let wl = self.baseline.workload.clone();
                 let image = wl.image_for(&self.baseline.registry);
-                let mut c = self.cluster.lock().await;
-                c.set_image(&wl.namespace, &wl.name, &wl.container, &image)
-                    .map_err(|e| err("restore image")(e2s(e)))?;
-                c.set_node_selector(&wl.namespace, &wl.name, wl.node_selector.clone())
-                    .map_err(|e| err("restore nodeSelector")(e2s(e)))?;
+                let s = self.scenario()?;
+                s.set_image(&wl.container, &image).await?;
+                s.set_node_selector(&wl.node_selector).await?;
             }
             Realisation::Cluster(ClusterOp::RefreshPullSecret(secret)) => {
                 let (user, pass) = self.pull_secret_credentials(&PullSecretSource::Admin).await?;
-                let ns = self.baseline.workload.namespace.clone();
+                self.learned.push(pass.clone());
                 let login = self.login_server.clone();
-                self.cluster.lock().await.put_secret(&ns, &secret, &login, &user, &pass);
+                self.scenario()?.put_pull_secret(&secret, &login, &user, &pass).await?;
             }
             Realisation::Emulator(EmulatorOp::SetSecretExpiry { application, expires }) => {
                 let app_id =
@@ -806,17 +848,17 @@ impl crate::run::World for HostWorld {
                 self.emulator().set_secret_expiry(&app_id, end).map_err(|e| err("secret expiry")(e2s(e)))?;
             }
         }
-        self.restart_workload().await
+        if let Some(e) = &self.emulator {
+            self.write_cloud_config(&e.data_plane())?;
+        }
+        self.fresh_pull().await
     }
 
     async fn engine_input(&mut self) -> Result<EngineInput, BackendError> {
+        let ns = self.baseline.workload.namespace.clone();
+        let kubeconfig = self.engine_kubeconfig()?;
         let dump = self.dir.join("dump");
-        let _ = std::fs::remove_dir_all(&dump);
-        {
-            let cluster = self.cluster.lock().await;
-            pullproof_host_kubelet::dump::write_dump(&cluster, &dump, Default::default())
-                .map_err(|e| err("dump")(e2s(e)))?;
-        }
+        cluster::dump(&self.cluster.components.kubectl(), &kubeconfig, &ns, &dump).await?;
         let inventory = self.dir.join("azure.inventory.json");
         std::fs::write(&inventory, self.emulator().export().to_json()).map_err(|e| err("inventory")(e2s(e)))?;
         let ca = self.dir.join("emulator-ca.pem");
@@ -824,17 +866,12 @@ impl crate::run::World for HostWorld {
         use azure_rest::TokenSource;
         let token = self.tokens.token(ARM_SCOPE).await.map_err(|e| err("ARM token")(e2s(e)))?;
         let graph_token = self.tokens.token(GRAPH_SCOPE).await.map_err(|e| err("Graph token")(e2s(e)))?;
-        let wl = &self.baseline.workload;
-        let pod = {
-            let cluster = self.cluster.lock().await;
-            let pods = cluster.pods_of(&wl.namespace, &wl.name);
-            let failing = pods.iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running"));
-            failing.or(pods.first()).and_then(|p| p.metadata.name.clone())
-        };
+        let pod = self.scenario()?.newest_pod().await?.and_then(|p| p.metadata.name);
         Ok(EngineInput {
             dump_dir: dump,
+            kubeconfig: Some(kubeconfig),
             inventory,
-            namespace: wl.namespace.clone(),
+            namespace: ns,
             pod,
             arm_endpoint: Some(self.emulator().base_url.clone()),
             ca_file: Some(ca),
@@ -853,16 +890,17 @@ impl crate::run::World for HostWorld {
 
     async fn remediate(&mut self, plan: &pulldoctor::Plan) -> Result<Vec<String>, BackendError> {
         // pulldoctor's own remediation code (`pulldoctor fix --apply`): the same steps, guards
-        // and requests, against the emulator's ARM and Graph and this world's cluster.
+        // and requests, against the emulator's ARM and Graph and the run's real API server.
         let inventory = self.emulator().export();
         let now = time::OffsetDateTime::now_utc();
         let steps =
             pulldoctor::apply::translate(&plan.actions, &pulldoctor::apply::PlanContext { inventory: &inventory, now });
+        let kube: Arc<dyn pulldoctor::apply::KubernetesApi> = Arc::new(self.cluster.admin.clone());
         let executor = pulldoctor::apply::Executor {
             connections: pulldoctor::apply::Connections {
                 arm: Some(self.exec.arm.clone()),
                 graph: Some(self.exec.graph.clone()),
-                kube: Some(Arc::new(kubernetes::ClusterApi::new(self.cluster.clone(), self.learned.clone()))),
+                kube: Some(kube),
             },
             apply: true,
             now,
@@ -889,30 +927,103 @@ impl crate::run::World for HostWorld {
                 }
             }
         }
-        self.restart_workload().await?;
+        self.follow_cloud_config().await?;
+        // What people do after a fix: a rollout restart.
+        self.scenario()?.rollout_restart().await?;
         Ok(done)
     }
 
     async fn artifacts(&mut self, dir: &Path) {
         let mut secrets: Vec<String> = self.exec.bindings.secrets().into_iter().map(str::to_string).collect();
-        secrets.extend(self.learned.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        secrets.extend(self.learned.iter().cloned());
         let redact = |text: String| {
             secrets.iter().filter(|s| !s.is_empty()).fold(text, |t, s| t.replace(s.as_str(), "<redacted>"))
         };
-        for name in ["containerd.log", "registry.log", "plugin.log"] {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
+        let mut logs: Vec<(String, PathBuf)> = vec![
+            ("registry.log".into(), self.dir.join("registry.log")),
+            ("containerd.log".into(), self.dir.join("node/containerd.log")),
+        ];
+        if let Some(k) = self.node.as_ref().and_then(Node::kubelet_log) {
+            logs.push(("kubelet.log".into(), k));
+        }
+        for (name, path) in logs {
+            if let Ok(text) = std::fs::read_to_string(path) {
                 let _ = std::fs::write(dir.join(name), redact(text));
             }
         }
         if let Some(e) = &self.emulator {
             let _ = std::fs::write(dir.join("emulator-state.json"), redact(e.export().to_json()));
         }
-        let cluster = self.cluster.lock().await;
-        let options = pullproof_host_kubelet::dump::DumpOptions { redact: true };
-        let _ = pullproof_host_kubelet::dump::write_dump(&cluster, &dir.join("dump"), options);
+        // The real dump, as the admin sees it; secrets' data removed.
+        let ns = self.baseline.workload.namespace.clone();
+        let out = dir.join("dump");
+        let cp = self.cluster.control_plane();
+        if cluster::dump(&self.cluster.components.kubectl(), cp.admin_kubeconfig(), &ns, &out).await.is_ok() {
+            let secrets_file = out.join(&ns).join("secrets.json");
+            if let Ok(text) = std::fs::read_to_string(&secrets_file)
+                && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                for item in v["items"].as_array_mut().into_iter().flatten() {
+                    item["data"] = json!({ "redacted": "" });
+                }
+                let _ = std::fs::write(&secrets_file, v.to_string());
+            }
+        }
     }
 
     async fn teardown(mut self) -> Result<(), BackendError> {
         self.shutdown().await
+    }
+
+    fn access(&self) -> String {
+        let cp = self.cluster.control_plane();
+        let wl = &self.baseline.workload;
+        let base = self.emulator.as_ref().map(|e| e.base_url.clone()).unwrap_or_default();
+        format!(
+            "  export KUBECONFIG={}\n  alias kubectl={}\n  kubectl -n {} describe pod -l app={}\n  kubectl get nodes -o wide\n  \
+             emulator (ARM, Graph, Entra): {base}  (CA: {})\n  \
+             Ctrl-C here, or `pullproof down` elsewhere, removes the world.",
+            cp.admin_kubeconfig().display(),
+            self.cluster.components.kubectl().display(),
+            wl.namespace,
+            wl.name,
+            self.dir.join("emulator-ca.pem").display(),
+        )
+    }
+}
+
+impl HostWorld {
+    /// A pod no node takes. A pod that selects the baseline's Windows pool cannot run here (no
+    /// Windows kubelet): its pull is checked as a Windows node would make it, with the upstream
+    /// credential provider and containerd's own resolver for `windows/amd64`; the rest of a
+    /// Windows node is left to the aks backend.
+    async fn unscheduled(&self, pod: &k8s_openapi::api::core::v1::Pod) -> Result<Health, BackendError> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let selector = spec.node_selector.clone().unwrap_or_default();
+        let windows_pool = self.baseline.cluster.pools.iter().find(|p| {
+            p.os == OsType::Windows && {
+                let labels = node::pool_labels(&p.name, "windows");
+                !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            }
+        });
+        let why = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
+            .and_then(|c| c.message.clone())
+            .unwrap_or_else(|| "not scheduled yet".into());
+        let (Some(_), Some(node)) = (windows_pool, &self.node) else {
+            return Ok(Health::Pending(format!("not scheduled: {why}")));
+        };
+        let image = spec.containers.first().and_then(|c| c.image.clone()).unwrap_or_default();
+        let plugin = self.cluster.components.acr_credential_provider();
+        match node::windows_pool_pull(&node.containerd, &plugin, &self.cloud_config, &self.ca_bundle, &image).await {
+            Ok(()) => Ok(Health::Running),
+            Err(message) => {
+                let class = pulldoctor::symptom::Symptom::parse(&message).class;
+                Ok(Health::Failing { message, class })
+            }
+        }
     }
 }
