@@ -548,9 +548,7 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
             std::sync::Arc::new(host),
             std::sync::Arc::new(engine),
             entries,
-            parallel,
-            Some(&artifacts),
-            keep,
+            pullproof::run::ManyOptions { parallel, artifacts_dir: Some(&artifacts), keep },
             cancel,
             progress,
         )

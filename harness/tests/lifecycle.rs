@@ -275,9 +275,7 @@ async fn an_interrupted_run_says_so_and_counts_nothing_as_passed() {
         Arc::new(FakeBackend(script.clone())),
         Arc::new(Says(vec![], reconcile())),
         vec![entry("acrpull-role-missing"), entry("private-dns-missing")],
-        2,
-        None,
-        false,
+        pullproof::run::ManyOptions::parallel(2),
         cancel,
         |_| {},
     )

@@ -1,5 +1,6 @@
-//! The whole catalog on the host backend: real containerd, registry, namespaces and emulator.
-//! Every scenario must pass, with real containerd errors, and nothing may be left behind.
+//! The whole catalog on the host backend: real Kubernetes (control plane, a kubelet per
+//! scenario), containerd, registry, namespaces and emulator. Every scenario must pass, with real
+//! kubelet and containerd errors, and nothing may be left behind.
 //!
 //! Needs root and the packages `.ci/run` installs; without them the test fails, unless
 //! `PULLPROOF_SKIP_HOST_TESTS=1` skips it (loudly).
@@ -11,23 +12,11 @@ use pullproof::backend::host::{HostBackend, HostOptions, preflight};
 use pullproof::catalog::{Catalog, Layout};
 use pullproof::run::{Pulldoctor, Status, run_many, summary_table};
 
+mod leftovers;
+use leftovers::Leftovers;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn leftovers() -> (Vec<String>, bool) {
-    let ns = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default();
-    let ours: Vec<String> = ns.lines().filter(|l| l.starts_with("pp-")).map(str::to_string).collect();
-    let containerd = std::process::Command::new("pgrep")
-        .args(["-f", "pullproof-.*/config.toml"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    (ours, containerd)
 }
 
 #[test]
@@ -42,16 +31,14 @@ fn host_catalog_passes_on_the_host_backend() {
     }
     let catalog = Catalog::load(&Layout::under(&root()));
     assert!(catalog.diagnostics.is_empty(), "{:?}", catalog.diagnostics);
-    let (before_ns, _) = leftovers();
+    let before = Leftovers::now();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let record = rt.block_on(run_many(
         Arc::new(HostBackend::new(options)),
         Arc::new(Pulldoctor),
         catalog.entries.clone(),
-        4,
-        None,
-        false,
+        pullproof::run::ManyOptions::parallel(4),
         cancel,
         |_| {},
     ));
@@ -65,7 +52,12 @@ fn host_catalog_passes_on_the_host_backend() {
     for (s, e) in record.scenarios.iter().zip(&catalog.entries) {
         assert_eq!(s.observed_symptom.as_deref(), e.scenario.expect.symptom.map(|c| c.as_str()), "{}", s.scenario);
     }
-    let (after_ns, containerd) = leftovers();
-    assert_eq!(after_ns, before_ns, "network namespaces left behind");
-    assert!(!containerd, "a containerd of ours is still running");
+    // Versions as the cluster reported them, not our constants.
+    let pins = pullproof_host_runtime::components::Pins::pinned();
+    let k = record.kubernetes.as_ref().expect("the run record names the cluster's versions");
+    assert_eq!(k.server_version, pins.kubernetes);
+    assert_eq!(k.kubelet_version.as_deref(), Some(pins.kubernetes.as_str()));
+    assert_eq!(k.container_runtime_version, Some(format!("containerd://{}", pins.containerd.trim_start_matches('v'))));
+    let left = Leftovers::now().new_since(&before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }

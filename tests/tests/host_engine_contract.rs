@@ -9,6 +9,9 @@ use pullproof::catalog::{Catalog, Layout};
 use pullproof::run::conformance::Detection;
 use pullproof::run::{Conformance, External, Status, run_many};
 
+mod leftovers;
+use leftovers::Leftovers;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -41,16 +44,18 @@ fn grade(command: String) -> Option<pullproof::run::RunRecord> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let engine = External { command, timeout: std::time::Duration::from_secs(60) };
-    Some(rt.block_on(run_many(
+    let before = Leftovers::now();
+    let run = rt.block_on(run_many(
         Arc::new(HostBackend::new(options)),
         Arc::new(engine),
         entries,
-        3,
-        None,
-        false,
+        pullproof::run::ManyOptions::parallel(3),
         cancel,
         |_| {},
-    )))
+    ));
+    let left = Leftovers::now().new_since(&before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+    Some(run)
 }
 
 #[test]

@@ -35,6 +35,25 @@ pub enum Progress {
     Finished(Box<ScenarioRecord>),
 }
 
+/// How [`run_many`] runs: how many scenarios at once, where failure artifacts go, and whether
+/// worlds are kept up for a person.
+#[derive(Debug, Clone, Copy)]
+pub struct ManyOptions<'a> {
+    /// At most this many scenarios at once.
+    pub parallel: usize,
+    /// Failure artifacts go to `DIR/<scenario>/`.
+    pub artifacts_dir: Option<&'a Path>,
+    /// Keep each world up after its scenario until the run is cancelled.
+    pub keep: bool,
+}
+
+impl ManyOptions<'_> {
+    /// `parallel` at once, no artifacts, nothing kept.
+    pub fn parallel(parallel: usize) -> Self {
+        Self { parallel, artifacts_dir: None, keep: false }
+    }
+}
+
 /// Runs `entries` on `backend` with at most `parallel` at once. Each scenario gets its own
 /// world, so they cannot see each other. `progress` hears about every start and finish. With
 /// `keep`, each world stays up after its scenario until the run is cancelled.
@@ -42,9 +61,7 @@ pub async fn run_many<B, E>(
     backend: Arc<B>,
     engine: Arc<E>,
     entries: Vec<Entry>,
-    parallel: usize,
-    artifacts_dir: Option<&Path>,
-    keep: bool,
+    how: ManyOptions<'_>,
     cancel: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> RunRecord
@@ -55,6 +72,7 @@ where
     let started_at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let started = Instant::now();
+    let ManyOptions { parallel, artifacts_dir, keep } = how;
     let parallel = parallel.max(1);
     let gate = Arc::new(Semaphore::new(parallel));
     let progress = Arc::new(progress);

@@ -220,6 +220,10 @@ pub struct KubernetesVersions {
     /// `status.nodeInfo.containerRuntimeVersion` (`containerd://2.1.5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_runtime_version: Option<String>,
+    /// How long the control plane took to start (etcd to a ready API server), when the backend
+    /// started one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_startup_millis: Option<u64>,
 }
 
 impl RunRecord {

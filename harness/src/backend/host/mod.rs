@@ -91,6 +91,16 @@ pub fn preflight(options: &HostOptions) -> Result<(), BackendError> {
     options.components.check().map_err(BackendError::new)
 }
 
+/// runc puts each container's cgroup below `/k8s.io` in every hierarchy (the kubelets run with
+/// `cgroupsPerQOS: false`). Once the run's containers are gone the parent is removed again; a
+/// parent that still holds another run's containers is not empty, and rmdir leaves it alone.
+fn remove_container_cgroup_parents() {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join("k8s.io"));
+    }
+}
+
 fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(bin)).find(|f| f.is_file()))
 }
@@ -285,6 +295,7 @@ impl Backend for HostBackend {
             server_version: c.server_version.clone(),
             kubelet_version: node.as_ref().map(|n| n.0.clone()),
             container_runtime_version: node.map(|n| n.1),
+            control_plane_startup_millis: Some(c.control_plane().startup().as_millis() as u64),
         })
     }
 
@@ -295,6 +306,7 @@ impl Backend for HostBackend {
             let _ = tokio::task::spawn_blocking(move || drop(c)).await;
         }
         let _ = std::fs::remove_dir_all(self.run_dir());
+        remove_container_cgroup_parents();
         if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
             l.release();
         }
