@@ -39,6 +39,29 @@ pub struct Expectations {
     /// proves the plan right); with `automatic`, recovery is the proof and this is optional.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionKind>,
+    /// How the workload comes back after the fix: a rollout restart (what people do, the
+    /// default), or the kubelet's own image pull back-off retrying the failing pod, with
+    /// nothing restarted.
+    #[serde(default, skip_serializing_if = "Recovery::is_restart")]
+    pub recovery: Recovery,
+}
+
+/// How the workload comes back after a fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Recovery {
+    /// `kubectl rollout restart`: a new pod pulls at once.
+    #[default]
+    Restart,
+    /// Nothing is restarted: the failing pod's next pull, when the kubelet's back-off lets it.
+    BackOff,
+}
+
+impl Recovery {
+    /// Whether this is the default.
+    pub fn is_restart(&self) -> bool {
+        *self == Recovery::Restart
+    }
 }
 
 /// A kind of remediation action, by its name in the engine contract (`plan.actions[].action`).

@@ -27,7 +27,7 @@ mod expect;
 mod fault;
 
 pub use budget::{Budget, Budgets};
-pub use expect::{ActionKind, Expectations, Remediation};
+pub use expect::{ActionKind, Expectations, Recovery, Remediation};
 pub use fault::{Fault, Mutation};
 
 use serde::{Deserialize, Serialize};

@@ -188,6 +188,8 @@ pub struct HostWorld {
     operator_registry: Option<SocketAddr>,
     /// Secret values the world learned (redacted from artifacts).
     learned: Vec<String>,
+    /// How the workload comes back after a fix.
+    recovery: crate::scenario::Recovery,
 }
 
 fn err(context: &str) -> impl Fn(String) -> BackendError + '_ {
@@ -277,6 +279,7 @@ impl Backend for HostBackend {
             login_server: login,
             operator_registry: None,
             learned: vec![],
+            recovery: entry.scenario.expect.recovery,
         };
         // From here on, a failure tears down what was built.
         match w.bring_up(&runid).await {
@@ -940,8 +943,11 @@ impl crate::run::World for HostWorld {
             }
         }
         self.follow_cloud_config().await?;
-        // What people do after a fix: a rollout restart.
-        self.scenario()?.rollout_restart().await?;
+        // What people do after a fix: a rollout restart; or nothing, and the kubelet's back-off
+        // retries the failing pod.
+        if self.recovery == crate::scenario::Recovery::Restart {
+            self.scenario()?.rollout_restart().await?;
+        }
         Ok(done)
     }
 
