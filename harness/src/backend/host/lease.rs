@@ -137,11 +137,22 @@ pub fn reclaim(lease: &Lease) -> Reclaimed {
     for id in &lease.netns_runids {
         r.namespaces += pullproof_host_net::sweep(&format!("{}{id}-", pullproof_host_net::NAME_PREFIX)).unwrap_or(0);
     }
+    remove_container_cgroup_parents();
     r.mounts = mounts_below(&lease.run_dir);
     pullproof_host_runtime::unmount_below(&lease.run_dir);
     let _ = std::fs::remove_dir_all(&lease.run_dir);
     lease.release();
     r
+}
+
+/// runc puts each container's cgroup below `/k8s.io` in every hierarchy (the kubelets run with
+/// `cgroupsPerQOS: false`). Once the run's containers are gone the parent is removed again; a
+/// parent that still holds another run's containers is not empty, and rmdir leaves it alone.
+pub(crate) fn remove_container_cgroup_parents() {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join("k8s.io"));
+    }
 }
 
 fn runc_roots(dir: &Path) -> Vec<PathBuf> {

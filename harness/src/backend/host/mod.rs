@@ -91,16 +91,6 @@ pub fn preflight(options: &HostOptions) -> Result<(), BackendError> {
     options.components.check().map_err(BackendError::new)
 }
 
-/// runc puts each container's cgroup below `/k8s.io` in every hierarchy (the kubelets run with
-/// `cgroupsPerQOS: false`). Once the run's containers are gone the parent is removed again; a
-/// parent that still holds another run's containers is not empty, and rmdir leaves it alone.
-fn remove_container_cgroup_parents() {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    for h in hierarchies.flatten() {
-        let _ = std::fs::remove_dir(h.path().join("k8s.io"));
-    }
-}
-
 fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(bin)).find(|f| f.is_file()))
 }
@@ -309,7 +299,7 @@ impl Backend for HostBackend {
             let _ = tokio::task::spawn_blocking(move || drop(c)).await;
         }
         let _ = std::fs::remove_dir_all(self.run_dir());
-        remove_container_cgroup_parents();
+        lease::remove_container_cgroup_parents();
         if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
             l.release();
         }
