@@ -342,6 +342,27 @@ impl Scenario {
             .max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp)))
     }
 
+    /// The newest `Failed` event the kubelet recorded for `pod` (`Failed to pull image "IMG": ERR`).
+    pub async fn kubelet_failure(&self, pod: &str) -> Result<Option<String>, BackendError> {
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let list = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={pod},reason=Failed")))
+            .await
+            .map_err(kerr("list the pod's events"))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet"))
+            .filter(|e| e.message.as_deref().is_some_and(|m| m.starts_with("Failed to pull image")))
+            .max_by(|a, b| {
+                let t = |e: &k8s_openapi::api::core::v1::Event| {
+                    e.last_timestamp.clone().or(e.first_timestamp.clone()).map(|t| t.0)
+                };
+                t(a).cmp(&t(b))
+            })
+            .and_then(|e| e.message))
+    }
+
     /// Deletes the namespace (everything in it goes with it) and the engine's cluster binding.
     pub async fn delete(&self) {
         let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.admin.clone());

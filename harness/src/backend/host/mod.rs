@@ -806,7 +806,16 @@ impl crate::run::World for HostWorld {
         for s in &statuses {
             if let Some(w) = s.state.as_ref().and_then(|st| st.waiting.as_ref()) {
                 let reason = w.reason.as_deref().unwrap_or_default();
-                if matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull") {
+                if matches!(reason, "ErrImagePull" | "ImagePullBackOff") {
+                    // The kubelet's own event, read through the API, is the symptom.
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let Some(message) = self.scenario()?.kubelet_failure(&name).await? else {
+                        return Ok(Health::Pending(format!("{reason}, no Failed event from the kubelet yet")));
+                    };
+                    let class = pulldoctor::symptom::Symptom::parse(&message).class;
+                    return Ok(Health::Failing { message, class });
+                }
+                if matches!(reason, "InvalidImageName" | "ErrImageNeverPull") {
                     let message = w.message.clone().unwrap_or_default();
                     let class = pulldoctor::symptom::Symptom::parse(&message).class;
                     return Ok(Health::Failing { message, class });
