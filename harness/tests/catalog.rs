@@ -198,7 +198,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "inject: 1m,",
     "inject: 1 minute,",
-    "scenarios/acrpull-role-missing.yaml:18:20: `budgets.inject`: ` minute` in `1 minute` is not a unit",
+    "scenarios/acrpull-role-missing.yaml:21:20: `budgets.inject`: ` minute` in `1 minute` is not a unit",
     ""
 )]
 #[case::name_mismatch(
@@ -366,7 +366,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "budgets: { inject: 1m, diagnose: 30s, remediate: 1m, recover: 2m }",
     "budgets: 5",
-    "scenarios/acrpull-role-missing.yaml:18:10: `budgets` must be a mapping of phase to duration, e.g. { inject: 1m",
+    "scenarios/acrpull-role-missing.yaml:21:10: `budgets` must be a mapping of phase to duration, e.g. { inject: 1m",
     "found `5`"
 )]
 #[case::two_faults(
