@@ -59,7 +59,6 @@ pub struct Node {
     pub containerd: Arc<Containerd>,
     kubelet: Option<Kubelet>,
     fronts: Vec<Front>,
-    loopback: Ipv4Addr,
 }
 
 impl Node {
@@ -180,7 +179,7 @@ impl Node {
         if let Some(v) = super::cluster::node_versions(&cluster.admin, &spec.name).await {
             cluster.node_versions.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(v);
         }
-        Ok(Self { name: spec.name, containerd, kubelet: Some(kubelet), fronts, loopback })
+        Ok(Self { name: spec.name, containerd, kubelet: Some(kubelet), fronts })
     }
 
     /// The kubelet's log.
@@ -225,13 +224,11 @@ impl Node {
             }
             Err(_) => problems.push("containerd still in use".into()),
         }
-        let _ = self.loopback;
         problems
     }
 }
 
-/// The pod-facing `azure.json` fields are written by the world; this reads a Windows pool's pull
-/// the way a Windows node would run it: the upstream plugin for credentials, then containerd's
+/// A Windows pool's pull, made the way a Windows node makes it: the upstream plugin for credentials, then containerd's
 /// own resolver for `windows/amd64` (`ctr images pull --platform`).
 pub async fn windows_pool_pull(
     containerd: &Containerd,
