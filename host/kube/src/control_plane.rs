@@ -256,10 +256,9 @@ impl ControlPlane {
             c.kubernetes("kube-controller-manager"),
             [
                 format!("--kubeconfig={}", cm_config.display()),
-                format!("--authentication-kubeconfig={}", cm_config.display()),
-                format!("--authorization-kubeconfig={}", cm_config.display()),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port().map_err(io("pick the controller-manager's port"))?),
+                // No HTTPS endpoint: nothing reads its metrics, and a port picked in advance can
+                // be taken by an outgoing connection before the process binds it.
+                "--secure-port=0".into(),
                 "--leader-elect=false".into(),
                 "--use-service-account-credentials=true".into(),
                 format!("--root-ca-file={}", ca_file.display()),
@@ -277,10 +276,7 @@ impl ControlPlane {
             c.kubernetes("kube-scheduler"),
             [
                 format!("--kubeconfig={}", sched_config.display()),
-                format!("--authentication-kubeconfig={}", sched_config.display()),
-                format!("--authorization-kubeconfig={}", sched_config.display()),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port().map_err(io("pick the scheduler's port"))?),
+                "--secure-port=0".into(),
                 "--leader-elect=false".into(),
                 "--profiling=false".into(),
                 "--v=1".into(),
@@ -366,12 +362,17 @@ impl ControlPlane {
             .collect()
     }
 
-    /// Whether a process died; its name and the tail of its log.
+    /// Whether a process died; its log and its last words (the last lines that are not klog's
+    /// info lines, which end with a flag dump that hides the error).
     pub fn dead(&self) -> Option<(String, String)> {
-        [&self.etcd, &self.apiserver, &self.controller_manager, &self.scheduler]
-            .into_iter()
-            .flatten()
-            .find_map(|g| g.exited().map(|s| (format!("{} ({s})", g.log_path().display()), g.log_tail(20))))
+        [&self.etcd, &self.apiserver, &self.controller_manager, &self.scheduler].into_iter().flatten().find_map(|g| {
+            g.exited().map(|s| {
+                let tail = g.log_tail(400);
+                let words: Vec<&str> = tail.lines().filter(|l| !l.starts_with('I')).collect();
+                let words = words[words.len().saturating_sub(10)..].join("\n");
+                (format!("{} ({s})", g.log_path().display()), if words.is_empty() { g.log_tail(20) } else { words })
+            })
+        })
     }
 
     /// Stops every process (last started first) and removes the folder.

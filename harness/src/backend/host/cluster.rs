@@ -57,15 +57,22 @@ impl std::fmt::Debug for SharedCluster {
 impl SharedCluster {
     /// Starts the control plane in `run_dir` and grants engines read access to nodes.
     pub async fn start(components: Components, run_dir: &Path) -> Result<Self, BackendError> {
-        let control_plane = ControlPlane::start(ControlPlaneConfig {
+        let config = ControlPlaneConfig {
             components: components.clone(),
             dir: run_dir.to_path_buf(),
             node_facing: vec![APISERVER_IP.into()],
             fqdn: "pullproof-dns-00000000.hcp.eastus.azmk8s.io".into(),
             startup_timeout: Duration::from_secs(60),
-        })
-        .await
-        .map_err(|e| BackendError(format!("control plane: {e}")))?;
+        };
+        // Ports are picked free just before etcd and the API server bind them; an outgoing
+        // connection can take one in between. One more try, with fresh ports, absorbs that.
+        let control_plane = match ControlPlane::start(config.clone()).await {
+            Ok(cp) => cp,
+            Err(first) => {
+                tracing::warn!(error = %first, "the control plane did not start; trying once more");
+                ControlPlane::start(config).await.map_err(|e| BackendError(format!("control plane: {e}")))?
+            }
+        };
         let admin = client(control_plane.admin_kubeconfig()).await?;
         let version = admin.apiserver_version().await.map_err(kerr("API server /version"))?;
         let cluster = Self {
