@@ -22,7 +22,7 @@ fn names(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeSet<String> {
 
 impl Leftovers {
     pub fn now() -> Self {
-        let cache = pullproof_host_runtime_cache();
+        let cache = pullproof_host_runtime::components::default_cache().display().to_string();
         let processes = std::fs::read_dir("/proc")
             .map(|d| {
                 d.flatten()
@@ -76,13 +76,4 @@ impl Leftovers {
         out.extend(diff("lease", &self.leases, &before.leases));
         out
     }
-}
-
-/// The component cache folder, as the harness finds it.
-fn pullproof_host_runtime_cache() -> String {
-    std::env::var("PULLPROOF_CACHE").unwrap_or_else(|_| {
-        let base = std::env::var("XDG_CACHE_HOME")
-            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_else(|_| "/root".into())));
-        format!("{base}/pullproof")
-    })
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -141,11 +140,6 @@ impl SharedCluster {
             .await
             .map_err(kerr(&format!("apply {kind} {name}")))?;
         Ok(())
-    }
-
-    /// Stops the control plane.
-    pub fn stop(self) {
-        self.control_plane.stop();
     }
 }
 
@@ -440,6 +434,3 @@ pub async fn dump(kubectl: &Path, kubeconfig: &Path, namespace: &str, dir: &Path
     }
     Ok(())
 }
-
-/// Shared between worlds of one run.
-pub type SharedClusterCell = Arc<tokio::sync::OnceCell<Arc<SharedCluster>>>;
