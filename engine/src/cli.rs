@@ -129,8 +129,9 @@ struct SourceArgs {
     #[arg(long, help_heading = "Live")]
     no_registry: bool,
     /// Connect to this address for a registry instead of resolving its name, `LOGIN=IP:PORT`
-    /// (repeatable; like curl's `--connect-to`), e.g. a tunnel to a private endpoint.
-    #[arg(long = "registry-address", value_name = "LOGIN=IP:PORT", value_parser = parse_registry_address, help_heading = "Live")]
+    /// (repeatable or comma-separated; like curl's `--connect-to`), e.g. a tunnel to a private
+    /// endpoint.
+    #[arg(long = "registry-address", value_name = "LOGIN=IP:PORT", value_parser = parse_registry_address, value_delimiter = ',', help_heading = "Live")]
     registry_addresses: Vec<(String, std::net::SocketAddr)>,
     /// Print what the collection cost (requests, time) on stderr.
     #[arg(long, help_heading = "Live")]

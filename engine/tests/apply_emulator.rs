@@ -259,6 +259,7 @@ async fn manual_actions_are_printed_never_run() {
     let emu = emulator("route-table-blackhole").await;
     let az = clients(&emu);
     let action = Action::Manual {
+        change: None,
         description: "delete the route".into(),
         commands: vec!["az network route-table route delete ...".into()],
     };

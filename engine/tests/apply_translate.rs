@@ -91,7 +91,7 @@ fn every_action() -> Vec<Action> {
             node_selector: BTreeMap::from([("kubernetes.io/os".into(), "windows".into())]),
         },
         Action::SetImage { workload: web(), container: "web".into(), image: "acr.azurecr.io/web:2".into() },
-        Action::Manual { description: "do it".into(), commands: vec!["az something".into()] },
+        Action::Manual { description: "do it".into(), commands: vec!["az something".into()], change: None },
     ]
 }
 

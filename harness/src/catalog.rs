@@ -174,6 +174,24 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
         }
         _ => {}
     }
+    match (&s.fault, &e.message) {
+        (Fault::None, Some(_)) => {
+            let (l, c) = at_path("expect.message", "message", Some("expect:"));
+            out.push(Diagnostic::new("a scenario without a fault cannot expect a message").in_file(path).at(l, c));
+        }
+        (f, None) if *f != Fault::None => {
+            let (l, c) = at("expect:", None);
+            out.push(
+                Diagnostic::new(
+                    "`expect.message` is missing: a regular expression over the kubelet's event text once the fault is live",
+                )
+                .hint("copy the text from a run (`pullproof run NAME`, phase verify-injected) and keep the part that names the cause, e.g. '401 Unauthorized'")
+                .in_file(path)
+                .at(l, c),
+            );
+        }
+        _ => {}
+    }
     if s.fault != Fault::None && e.findings.is_empty() {
         let (l, c) = at("expect:", None);
         out.push(
@@ -184,17 +202,6 @@ pub fn check_scenario(path: &Path, text: &str, s: &Scenario, baseline: &Baseline
         let (l, c) = at_path("expect.remediation", "remediation", Some("expect:"));
         out.push(
             Diagnostic::new("`remediation: none` goes with `fault: none`, and only with it").in_file(path).at(l, c),
-        );
-    }
-    if e.remediation == Remediation::Proposed && e.actions.is_empty() {
-        let (l, c) = at_path("expect.remediation", "remediation", Some("expect:"));
-        out.push(
-            Diagnostic::new(
-                "`remediation: proposed` needs `expect.actions`: the kinds of action that are the right fix",
-            )
-            .hint("e.g. `actions: [setImage]`; without recovery to prove it, the proposal itself is graded")
-            .in_file(path)
-            .at(l, c),
         );
     }
     for code in &e.forbid {

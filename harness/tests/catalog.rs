@@ -177,8 +177,22 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "findings: [ACR_PULL_ROLE_MISSING]",
     "findings: [ACR_PULL_ROLE_MISING]",
-    "scenarios/acrpull-role-missing.yaml:15:14: unknown value `ACR_PULL_ROLE_MISING`",
+    "scenarios/acrpull-role-missing.yaml:16:14: unknown value `ACR_PULL_ROLE_MISING`",
     "did you mean `ACR_PULL_ROLE_MISSING`?"
+)]
+#[case::bad_message_regex(
+    "image-tag-not-found.yaml",
+    "message: 'failed to resolve image: \\S+/app:v2: not found'",
+    "message: 'failed to resolve image: (\\S+/app:v2: not found'",
+    "scenarios/image-tag-not-found.yaml:14:12: `expect.message` is not a valid regular expression",
+    ""
+)]
+#[case::missing_message(
+    "image-tag-not-found.yaml",
+    "  message: 'failed to resolve image: \\S+/app:v2: not found'\n",
+    "",
+    "scenarios/image-tag-not-found.yaml:12:1: `expect.message` is missing",
+    "copy the text from a run"
 )]
 #[case::unknown_baseline(
     "vnet-peering-missing.yaml",
@@ -198,7 +212,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "inject: 1m,",
     "inject: 1 minute,",
-    "scenarios/acrpull-role-missing.yaml:21:20: `budgets.inject`: ` minute` in `1 minute` is not a unit",
+    "scenarios/acrpull-role-missing.yaml:22:20: `budgets.inject`: ` minute` in `1 minute` is not a unit",
     ""
 )]
 #[case::name_mismatch(
@@ -345,7 +359,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "findings: [ACR_PULL_ROLE_MISSING]",
     "findings: ACR_PULL_ROLE_MISSING",
-    "scenarios/acrpull-role-missing.yaml:15:13: `expect.findings` must be a list of finding codes, e.g. [ACR_PULL_ROLE_MISSING]",
+    "scenarios/acrpull-role-missing.yaml:16:13: `expect.findings` must be a list of finding codes, e.g. [ACR_PULL_ROLE_MISSING]",
     "`findings: [ACR_PULL_ROLE_MISSING]`"
 )]
 #[case::fault_is_a_list(
@@ -366,7 +380,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "budgets: { inject: 1m, diagnose: 30s, remediate: 1m, recover: 2m }",
     "budgets: 5",
-    "scenarios/acrpull-role-missing.yaml:21:10: `budgets` must be a mapping of phase to duration, e.g. { inject: 1m",
+    "scenarios/acrpull-role-missing.yaml:22:10: `budgets` must be a mapping of phase to duration, e.g. { inject: 1m",
     "found `5`"
 )]
 #[case::two_faults(
@@ -387,7 +401,7 @@ fn broken(file: &str, from: &str, to: &str) -> Vec<String> {
     "acrpull-role-missing.yaml",
     "  remediation: automatic\n",
     "  remediation: automatic\n  symptom: forbidden\n",
-    "scenarios/acrpull-role-missing.yaml:18:3: duplicate key `symptom` in `expect`",
+    "scenarios/acrpull-role-missing.yaml:19:3: duplicate key `symptom` in `expect`",
     "keep one `symptom:`"
 )]
 #[case::list_item_not_a_mapping(

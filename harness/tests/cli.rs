@@ -71,7 +71,7 @@ fn validate_checks_a_draft_file_outside_the_catalog() {
     let draft = |name: &str, action: &str| {
         format!(
             "name: {name}\nsummary: a draft\ncause: \"Not found: incorrect image name or tag\"\ntags: [image]\nbackends: [host]\n\
-             baseline: public-registry\nfault:\n  setImage: {{ image: \"{{loginServer}}/app:v2\" }}\nexpect:\n  symptom: not_found\n  \
+             baseline: public-registry\nfault:\n  setImage: {{ image: \"{{loginServer}}/app:v2\" }}\nexpect:\n  symptom: not_found\n  message: 'app:v2: not found'\n  \
              findings: [IMAGE_NOT_FOUND]\n  remediation: proposed\n  actions: [{action}]\nbudgets: {{ inject: 1m }}\n"
         )
     };
@@ -87,7 +87,7 @@ fn validate_checks_a_draft_file_outside_the_catalog() {
     let out = pullproof(&["validate", bad.to_str().unwrap()]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("bad-draft.yaml:13:13: unknown value `setImages`"), "{stderr}");
+    assert!(stderr.contains("bad-draft.yaml:14:13: unknown value `setImages`"), "{stderr}");
     assert!(stderr.contains("did you mean `setImage`?"), "{stderr}");
 }
 
@@ -176,7 +176,7 @@ fn run_of_an_invalid_scenario_prints_its_errors() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr.contains("acrpull-role-missing.yaml:15:13: `expect.findings` must be a list of finding codes"),
+        stderr.contains("acrpull-role-missing.yaml:16:13: `expect.findings` must be a list of finding codes"),
         "{stderr}"
     );
 }

@@ -107,6 +107,7 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
                 .line(format!("the pull sent the credentials of the {} and got 401", principal.describe))
                 .line(format!("registry {host} is not in the Azure inventory (another subscription, or not collected)"))
                 .action(Action::Manual {
+                    change: None,
                     description: format!(
                         "assign AcrPull on registry {name} to principal {} (or run `az aks update --attach-acr`)",
                         principal.object_id
@@ -258,6 +259,7 @@ fn sp_unverified(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id:
     }))
     .line("if its secret is still valid, the service principal may lack a pull role on the registry instead".to_string())
     .action(Action::Manual {
+        change: None,
         description: format!(
             "check the secrets of application {app_id}; if every one has expired, add a new one and reset cluster {name} with it"
         ),

@@ -178,6 +178,7 @@ fn typo(out: &mut Findings, f: &PullFailure, image: &ImageRef, close: &[&Resourc
     draft = match logins.as_slice() {
         [one] => draft.action(set_image(f, with_host(&f.pod.image, one))),
         many => draft.action(Action::Manual {
+            change: None,
             description: format!("point the image at the intended registry: one of {}", many.join(", ")),
             commands: many
                 .iter()
@@ -238,6 +239,7 @@ fn unresolvable_host(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, ima
     draft = match &fix {
         Some(fix) => draft.action(set_image(f, with_host(&f.pod.image, fix))),
         None => draft.action(Action::Manual {
+            change: None,
             description: format!("correct the registry host of {} in {}", f.pod.image, f.workload),
             commands: vec![format!("az acr list --query \"[].loginServer\" -o tsv")],
         }),
@@ -290,6 +292,7 @@ fn not_found(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, image: &Ima
     draft = match (replacement, &absence) {
         (Some(new), _) => draft.action(set_image(f, new)),
         (None, Some(Absence::Tag { repo, candidates, .. })) => draft.action(Action::Manual {
+            change: None,
             description: if candidates.is_empty() {
                 format!("push {image}, or point {} at an existing tag of {repo}", f.workload)
             } else {
@@ -300,10 +303,12 @@ fn not_found(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, image: &Ima
             )],
         }),
         (None, _) if registry.is_none() && !is_acr_login_server(&image.registry) => draft.action(Action::Manual {
+            change: None,
             description: format!("push {image}, or point {} at an image that exists", f.workload),
             commands: vec![format!("docker manifest inspect {image}")],
         }),
         (None, _) => draft.action(Action::Manual {
+            change: None,
             description: format!("push {image}, or point {} at an image that exists", f.workload),
             commands: vec![
                 format!("az acr repository list -n {registry_name} -o table"),
@@ -392,7 +397,7 @@ mod world_tests {
         let f = only(&broken(&format!("{LOGIN}/shop/web:1.4.3"), |rt, img| rt.not_found(img)));
         assert_eq!(f.code, FindingCode::ImageNotFound);
         match &f.plan.actions[0] {
-            Action::Manual { description, commands } => {
+            Action::Manual { description, commands, .. } => {
                 assert!(description.contains("1.4.1, 1.4.2"), "{description}");
                 assert!(commands[0].contains("az acr repository show-tags -n acrshopweu --repository shop/web"));
             }

@@ -29,7 +29,7 @@ use super::Context;
 use super::support::{Draft, Findings, Placement, RegistryMatch, match_registry, name_of, same};
 use crate::evidence::PullFailure;
 use crate::finding::{Blame, Confidence, Finding, FindingCode};
-use crate::plan::Action;
+use crate::plan::{Action, Change};
 use crate::symptom::SymptomClass;
 
 type Registry = Resource<RegistryProperties>;
@@ -116,6 +116,7 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             .blame(Blame::new("Registry", host.to_string()).note(format!("{ip} not allowed")))
             .line(format!("ACR answered 403: client with IP '{ip}' is not allowed access"))
             .action(Action::Manual {
+                change: None,
                 description: format!("allow {ip} in the firewall of {host}"),
                 commands: vec![format!(
                     "az acr network-rule add -n {} --ip-address {ip}",
@@ -149,6 +150,7 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
         .blame(Blame::new("Registry", registry.id.clone()).note("publicNetworkAccess Disabled, no private endpoint"))
         .line(format!("registry {}: publicNetworkAccess = Disabled, privateEndpointConnections = []", registry.name))
         .action(Action::Manual {
+            change: None,
             description: format!(
                 "enable public network access on {} with IP rules for the cluster's egress, or add a private endpoint in a VNet the cluster reaches",
                 registry.name
@@ -216,6 +218,7 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
     if denied.is_empty() {
         d = d.line("the cluster's effectiveOutboundIPs are not in the inventory (NAT gateway or user-defined routing?)".to_string()).action(
             Action::Manual {
+                change: None,
                 description: format!("find the cluster's egress address and allow it in the firewall of {}", registry.name),
                 commands: vec![
                     "EGRESS_IP=$(kubectl run egress-ip --rm -i -q --restart=Never --image=mcr.microsoft.com/azurelinux/base/core:3.0 -- curl -s https://ifconfig.me)".into(),
@@ -298,6 +301,7 @@ fn dns_not_linked(
                 )
                 .line(format!("the inventory has no {ACR_PRIVATE_ZONE} zone; no VNet resolves the private endpoint"));
             Action::Manual {
+                change: None,
                 description: format!(
                     "create the {ACR_PRIVATE_ZONE} zone with the endpoint's records (a private DNS zone group) and link it to {vnet}"
                 ),
@@ -452,6 +456,7 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
                     })
                 } else {
                     d.action(Action::Manual {
+                        change: Some(Change::delete(route_id.clone())),
                         description: format!(
                             "route {} blackholes {}: remove it so the peering's system route applies, or point it at the hub's firewall (VirtualAppliance)",
                             route.name, route.properties.address_prefix
@@ -663,6 +668,7 @@ fn nsg_finding(
                     ip.to_string().replace(['.', ':'], "-"),
                 ));
                 actions.push(Action::Manual {
+                    change: None,
                     description: format!(
                         "allow TCP {src} -> {ip}:{port} ({direction}) in NSG {} ahead of rule {} (priority {})",
                         nsg.name, rule.name, r.priority
@@ -828,6 +834,7 @@ fn peering(
             );
         } else if !p.allow_virtual_network_access {
             d = d.blame(Blame::new("VirtualNetworkPeering", id.clone()).note("allowVirtualNetworkAccess false")).action(Action::Manual {
+                change: None,
                 description: format!("allow virtual network access on peering {}", name_of(id)),
                 commands: vec![format!(
                     "az network vnet peering update -g {} --vnet-name {} -n {} --set allowVirtualNetworkAccess=true",

@@ -130,6 +130,7 @@ fn mismatch(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             d.action(Action::SetNodeSelector { workload: f.workload.clone(), node_selector: selector })
         }
         None => d.action(Action::Manual {
+            change: None,
             description: if platforms.is_empty() {
                 format!("find the platforms {} is built for and schedule {} on matching nodes", f.pod.image, f.workload)
             } else {

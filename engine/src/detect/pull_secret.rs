@@ -79,6 +79,7 @@ fn judge(
             }
             if *enabled == Some(false) {
                 d = d.action(Action::Manual {
+                    change: None,
                     description: format!(
                         "the admin user of {registry_name} is disabled: enable it (then replace the secret) or switch {secret_ref} to a service principal or the kubelet identity"
                     ),

@@ -194,6 +194,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
 
     if let Some(u) = m.no_token {
         actions.push(Action::Manual {
+            change: None,
             description: format!("pulldoctor could not get a token for Azure ({}): sign in, or give it a credential", u.reason),
             commands: vec![
                 "az login".into(),
@@ -203,6 +204,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
     }
     if let Some(u) = m.subscription {
         actions.push(Action::Manual {
+            change: None,
             description: format!("pick the subscription of the cluster ({})", u.reason),
             commands: vec![
                 "az account list --query \"[].{name: name, id: id}\" -o table".into(),
@@ -227,6 +229,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             format!("az role assignment create --assignee-object-id {assignee}{ty} --role Reader --scope {scope}")
         }));
         actions.push(Action::Manual {
+            change: None,
             description: "give pulldoctor's identity the Reader role where its Azure reads were refused".into(),
             commands,
         });
@@ -247,6 +250,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             "az role assignment create --assignee-object-id {assignee}{ty} --role Reader --scope /subscriptions/$REGISTRY_SUBSCRIPTION"
         ));
         actions.push(Action::Manual {
+            change: None,
             description: format!(
                 "registry {name} is in none of the subscriptions pulldoctor read: find its subscription and let pulldoctor's identity read it (the Reader role there)"
             ),
@@ -266,6 +270,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             }));
         }
         actions.push(Action::Manual {
+            change: None,
             description: format!(
                 "pulldoctor searched only some subscriptions for the {} zone: look for it in the others yourself (no grant would change this)",
                 azure_model::network::ACR_PRIVATE_ZONE
@@ -278,6 +283,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
     }
     if m.nodes {
         actions.push(Action::Manual {
+            change: None,
             description: "let pulldoctor's Kubernetes user get and list nodes (cluster-scoped: the view role does not cover them)".into(),
             commands: vec![
                 kube_user_note(),
@@ -301,6 +307,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             ));
         }
         actions.push(Action::Manual {
+            change: None,
             description: "let pulldoctor's Kubernetes user get the pods' pull secrets (only those; the view role does not cover secrets)".into(),
             commands,
         });
@@ -318,6 +325,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             ));
         }
         actions.push(Action::Manual {
+            change: None,
             description: "let pulldoctor's Kubernetes user read the pods' events, service accounts and replica sets"
                 .into(),
             commands,
@@ -345,6 +353,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
             "# behind a private endpoint or firewall: run pulldoctor where the nodes reach {login}, or pass --registry-address {login}=IP:443 (--no-registry skips these reads)"
         ));
         actions.push(Action::Manual {
+            change: None,
             description: format!(
                 "let pulldoctor read {login}'s tags and platforms: a pull role for its identity and a network path to the registry"
             ),
@@ -353,6 +362,7 @@ fn grants(evidence: &Evidence) -> Vec<Action> {
     }
     if m.other_kube {
         actions.push(Action::Manual {
+            change: None,
             description: "let pulldoctor's Kubernetes user read the cluster (the view role)".into(),
             commands: vec![
                 kube_user_note(),
@@ -371,6 +381,7 @@ fn graph_grant(id: Option<&EngineIdentity>) -> Action {
     let admin = "# run as a Privileged Role Administrator (or Global Administrator)";
     match id {
         Some(EngineIdentity { kind: PrincipalKind::ServicePrincipal, app_id: Some(app), .. }) => Action::Manual {
+            change: None,
             description: format!("{description}: the Application.Read.All application permission, with admin consent"),
             commands: vec![
                 admin.into(),
@@ -381,6 +392,7 @@ fn graph_grant(id: Option<&EngineIdentity>) -> Action {
             ],
         },
         Some(EngineIdentity { kind: PrincipalKind::ManagedIdentity, object_id: Some(oid), .. }) => Action::Manual {
+            change: None,
             description: format!(
                 "{description}: the Application.Read.All application permission, assigned to the managed identity"
             ),
@@ -398,7 +410,7 @@ fn graph_grant(id: Option<&EngineIdentity>) -> Action {
             commands.push(format!(
                 "az rest --method POST --uri https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments --headers Content-Type=application/json --body \"{{\\\"principalId\\\": \\\"{assignee}\\\", \\\"roleDefinitionId\\\": \\\"{DIRECTORY_READERS}\\\", \\\"directoryScopeId\\\": \\\"/\\\"}}\""
             ));
-            Action::Manual { description: format!("{description}: the Directory Readers role"), commands }
+            Action::Manual { description: format!("{description}: the Directory Readers role"), commands, change: None }
         }
     }
 }

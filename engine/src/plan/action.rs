@@ -23,6 +23,64 @@ impl std::fmt::Display for WorkloadRef {
     }
 }
 
+/// What a manual step changes: an operation on one resource.
+///
+/// ```
+/// use pulldoctor::plan::{Change, ChangeOperation};
+///
+/// let c = Change::delete("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/routeTables/t/routes/r");
+/// assert_eq!(c.operation, ChangeOperation::Delete);
+/// assert_eq!(serde_json::to_value(&c).unwrap()["operation"], "delete");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// What is done to the resource.
+    pub operation: ChangeOperation,
+    /// The ARM id of the resource (for `create`, the id it will have).
+    pub resource_id: String,
+}
+
+impl Change {
+    /// Deleting `resource_id`.
+    pub fn delete(resource_id: impl Into<String>) -> Self {
+        Self { operation: ChangeOperation::Delete, resource_id: resource_id.into() }
+    }
+
+    /// Creating `resource_id`.
+    pub fn create(resource_id: impl Into<String>) -> Self {
+        Self { operation: ChangeOperation::Create, resource_id: resource_id.into() }
+    }
+
+    /// Updating `resource_id`.
+    pub fn update(resource_id: impl Into<String>) -> Self {
+        Self { operation: ChangeOperation::Update, resource_id: resource_id.into() }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.operation {
+            ChangeOperation::Create => "create",
+            ChangeOperation::Update => "update",
+            ChangeOperation::Delete => "delete",
+        };
+        write!(f, "{op} {}", self.resource_id)
+    }
+}
+
+/// An operation on a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeOperation {
+    /// Create it.
+    Create,
+    /// Change its properties.
+    Update,
+    /// Delete it.
+    Delete,
+}
+
 /// One remediation step. Tagged by `action` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "camelCase")]
@@ -148,6 +206,10 @@ pub enum Action {
         description: String,
         /// Commands that do it.
         commands: Vec<String>,
+        /// What it changes, typed, where it changes one Azure resource (e.g. delete route R of
+        /// route table T). A grader compares this with the fix it knows; prose is not graded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<Change>,
     },
 }
 

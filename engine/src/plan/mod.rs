@@ -5,7 +5,7 @@
 
 mod action;
 
-pub use action::{Action, WorkloadRef};
+pub use action::{Action, Change, ChangeOperation, WorkloadRef};
 
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod ids;
 pub mod mutation;
+pub mod proposal;
 pub mod provision;
 pub mod request;
 

@@ -3,8 +3,6 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use pulldoctor::symptom::SymptomClass;
-
 use crate::catalog::Entry;
 use crate::scenario::{BackendKind, Mutation};
 
@@ -13,12 +11,14 @@ use crate::scenario::{BackendKind, Mutation};
 pub enum Health {
     /// The image was pulled; the pod is Running.
     Running,
-    /// The pull failed; `message` is the kubelet's waiting message, `class` its symptom class.
+    /// The pull failed. The world reports what the node said, as it said it; the scenario's
+    /// `expect.message` judges it.
     Failing {
-        /// The kubelet's message (from the real runtime error).
+        /// The kubelet's waiting reason (`ErrImagePull`, `ImagePullBackOff`,
+        /// `InvalidImageName`), or what the backend's own pull path reports.
+        reason: String,
+        /// The kubelet's event text (from the real runtime error).
         message: String,
-        /// Its symptom class.
-        class: SymptomClass,
     },
     /// Not scheduled or not synced yet.
     Pending(String),
@@ -117,6 +117,28 @@ pub trait World: Send {
     fn engine_input(&mut self) -> impl Future<Output = Result<EngineInput, BackendError>> + Send;
     /// Applies an engine's remediation plan; returns one line per applied action.
     fn remediate(&mut self, plan: &pulldoctor::Plan) -> impl Future<Output = Result<Vec<String>, BackendError>> + Send;
+    /// Applies one machine-applicable action an engine only proposed, with the harness's own
+    /// code (never the engine's), so that recovery can verify it. Returns what was done.
+    fn apply_proposal(
+        &mut self,
+        action: &pulldoctor::Action,
+    ) -> impl Future<Output = Result<String, BackendError>> + Send {
+        let kind = super::super::scenario::ActionKind::of(action);
+        async move { Err(BackendError::new(format!("this backend cannot apply a proposed {kind:?} action"))) }
+    }
+    /// What `fault` touched, as a finding would blame it: ARM ids (the changed resource, its
+    /// parent, a role assignment's scope and principal) and `namespace/name` for Kubernetes
+    /// objects. Empty: the backend cannot say, and blame is not graded.
+    fn touched(&self, fault: &crate::scenario::Fault) -> Vec<String> {
+        let _ = fault;
+        Vec::new()
+    }
+    /// The typed changes (operation + ARM id) that `m` makes, for comparing a `manual` proposal
+    /// with the scenario's own inverse. Empty when `m` changes no Azure resource.
+    fn changes_of(&self, m: &Mutation) -> Vec<pulldoctor::plan::Change> {
+        let _ = m;
+        Vec::new()
+    }
     /// Copies logs, events and state (secrets redacted) into `dir`.
     fn artifacts(&mut self, dir: &Path) -> impl Future<Output = ()> + Send;
     /// Tears everything down.

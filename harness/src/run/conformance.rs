@@ -1,12 +1,12 @@
 //! How well an engine did over a run: per scenario detected / missed / wrong code / false
-//! positive and remediated or not, with precision and recall over the codes.
+//! positive, how its remediation was judged (`verified`, `matches-inverse`, `wrong`, `none`),
+//! with precision and recall over the codes.
 
 use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::record::{RunRecord, Status};
-use crate::plan::Phase;
+use super::record::{RemediationVerdict, RunRecord};
 
 /// The verdict on one scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -14,6 +14,9 @@ use crate::plan::Phase;
 pub enum Detection {
     /// Exactly the expected codes (none for the healthy control).
     Detected,
+    /// Exactly the expected codes, but a finding blamed none of the resources the fault
+    /// touched (`detected-wrong-resource`).
+    DetectedWrongResource,
     /// Nothing reported where a cause was expected.
     Missed,
     /// Only other codes reported.
@@ -36,8 +39,10 @@ pub struct Row {
     pub scenario: String,
     /// Detection verdict.
     pub detection: Detection,
-    /// Whether the workload was healthy again after the engine's (or the proposed) fix.
-    pub remediated: Option<bool>,
+    /// How the engine's remediation was judged: `verified` (applied, and the workload
+    /// recovered), `matches-inverse` (a typed manual step equal to the scenario's own fix),
+    /// `wrong` or `none`. Never inferred from the harness's own revert.
+    pub remediation: Option<RemediationVerdict>,
     /// Time to diagnose, ms.
     pub diagnose_millis: Option<u64>,
 }
@@ -66,7 +71,7 @@ impl Conformance {
                 rows.push(Row {
                     scenario: s.scenario.clone(),
                     detection: Detection::NotGraded,
-                    remediated: None,
+                    remediation: None,
                     diagnose_millis: None,
                 });
                 continue;
@@ -79,6 +84,7 @@ impl Conformance {
                 Detection::EngineFailed
             } else {
                 match (g.missed.is_empty(), g.unexpected.is_empty()) {
+                    (true, true) if !g.wrong_resource.is_empty() => Detection::DetectedWrongResource,
                     (true, true) => Detection::Detected,
                     (true, false) => Detection::FalsePositive,
                     (false, true) if hit > 0 => Detection::Partial,
@@ -87,11 +93,10 @@ impl Conformance {
                     (false, false) => Detection::WrongCode,
                 }
             };
-            let remediated = s.phase_millis(Phase::Remediate).map(|_| s.status == Status::Passed);
             rows.push(Row {
                 scenario: s.scenario.clone(),
                 detection,
-                remediated,
+                remediation: s.remediation,
                 diagnose_millis: Some(g.diagnose_millis),
             });
         }
@@ -103,17 +108,13 @@ impl Conformance {
     pub fn render_text(&self) -> String {
         let mut out = format!("conformance of {}\n", self.engine);
         let width = self.rows.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
-        let _ = writeln!(out, "  {:<width$}  {:<14} {:<11} {:>9}", "SCENARIO", "DETECTION", "REMEDIATED", "DIAGNOSE");
+        let _ = writeln!(out, "  {:<width$}  {:<23} {:<15} {:>9}", "SCENARIO", "DETECTION", "REMEDIATION", "DIAGNOSE");
         for r in &self.rows {
             let det =
                 serde_json::to_value(r.detection).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let rem = match r.remediated {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            };
+            let rem = r.remediation.map(RemediationVerdict::as_str).unwrap_or("-");
             let ms = r.diagnose_millis.map(|m| format!("{m}ms")).unwrap_or_else(|| "-".into());
-            let _ = writeln!(out, "  {:<width$}  {det:<14} {rem:<11} {ms:>9}", r.scenario);
+            let _ = writeln!(out, "  {:<width$}  {det:<23} {rem:<15} {ms:>9}", r.scenario);
         }
         let show = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
         let _ = writeln!(out, "  precision {}, recall {}", show(self.precision), show(self.recall));
@@ -124,7 +125,7 @@ impl Conformance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::record::{Grade, ScenarioRecord};
+    use crate::run::record::{Grade, ScenarioRecord, Status};
     use crate::scenario::BackendKind;
     use pulldoctor::FindingCode as C;
 
@@ -136,7 +137,8 @@ mod tests {
             reason: String::new(),
             phases: vec![],
             grade,
-            observed_symptom: None,
+            observed: None,
+            remediation: None,
             artifacts: None,
             millis: 10,
         }

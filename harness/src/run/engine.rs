@@ -175,9 +175,20 @@ impl Engine for External {
                 let list: Vec<String> = input.registry_addresses.iter().map(|(l, a)| format!("{l}={a}")).collect();
                 cmd.env("PULLPROOF_REGISTRY_ADDRESSES", list.join(","));
             }
-            let out = tokio::time::timeout(timeout, cmd.output())
-                .await
-                .map_err(|_| format!("`{command}` took longer than {}s", timeout.as_secs()))?
+            // Its own process group: whatever it starts goes when it is done or out of time.
+            cmd.process_group(0).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            let child = cmd.spawn().map_err(|e| format!("cannot run `{command}`: {e}"))?;
+            let group = child.id().and_then(|id| i32::try_from(id).ok());
+            let kill_group = || {
+                if let Some(g) = group {
+                    // SAFETY: killpg only sends a signal; a group that is gone answers ESRCH.
+                    unsafe { libc::killpg(g, libc::SIGKILL) };
+                }
+            };
+            let waited = tokio::time::timeout(timeout, child.wait_with_output()).await;
+            kill_group();
+            let out = waited
+                .map_err(|_| format!("`{command}` took longer than {}s and was stopped", timeout.as_secs()))?
                 .map_err(|e| format!("cannot run `{command}`: {e}"))?;
             let code = out.status.code().unwrap_or(-1);
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -189,6 +200,48 @@ impl Engine for External {
             serde_json::from_slice::<Report>(&out.stdout).map_err(|e| {
                 format!("`{command}` did not write a report following engine/schema/report.schema.json: {e}")
             })
+        }
+    }
+}
+
+/// Two engines on the same input: the report of `first`, unless the two name different causes,
+/// which is an engine failure naming both answers. Used to hold one engine's modes to each
+/// other (pulldoctor offline from the dump and inventory, and live), scenario by scenario.
+#[derive(Debug, Clone)]
+pub struct Compare<A, B> {
+    /// The engine whose report is graded.
+    pub first: A,
+    /// The engine it must agree with.
+    pub second: B,
+}
+
+impl<A: Engine + Clone + 'static, B: Engine + Clone + 'static> Engine for Compare<A, B> {
+    fn name(&self) -> String {
+        format!("{} (checked against {})", self.first.name(), self.second.name())
+    }
+
+    fn diagnose(&self, input: &EngineInput) -> impl Future<Output = Result<Report, String>> + Send {
+        let (first, second, input) = (self.first.clone(), self.second.clone(), input.clone());
+        async move {
+            let (a, b) = tokio::join!(first.diagnose(&input), second.diagnose(&input));
+            let a = a?;
+            let b = b.map_err(|e| format!("{} failed: {e}", second.name()))?;
+            let codes = |r: &Report| {
+                let mut c: Vec<&str> = r.codes().iter().filter(|c| c.is_cause()).map(|c| c.as_str()).collect();
+                c.sort();
+                c.dedup();
+                c
+            };
+            if codes(&a) != codes(&b) {
+                return Err(format!(
+                    "{} reported [{}] but {} reported [{}]",
+                    first.name(),
+                    codes(&a).join(", "),
+                    second.name(),
+                    codes(&b).join(", ")
+                ));
+            }
+            Ok(a)
         }
     }
 }

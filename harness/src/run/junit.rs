@@ -99,7 +99,8 @@ mod tests {
             reason: "missed <IMAGE_NOT_FOUND> & \"more\"".into(),
             phases: vec![],
             grade: None,
-            observed_symptom: None,
+            observed: None,
+            remediation: None,
             artifacts: None,
             millis: 1500,
         };

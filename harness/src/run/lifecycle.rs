@@ -10,10 +10,12 @@ use tokio::sync::watch;
 
 use super::backend::{Backend, Health, World};
 use super::engine::Engine;
-use super::record::{Grade, PhaseOutcome, PhaseRecord, ScenarioRecord, Status, millis};
+use super::record::{
+    Grade, Observation, PhaseOutcome, PhaseRecord, RemediationVerdict, ScenarioRecord, Status, millis,
+};
 use crate::catalog::Entry;
 use crate::plan::Phase;
-use crate::scenario::{ActionKind, Budget, Fault, Mutation, Remediation};
+use crate::scenario::{Budget, Fault, Mutation, Remediation};
 
 /// How often the runner lets the node retry a pull while waiting for a state.
 const POLL: Duration = Duration::from_millis(150);
@@ -100,7 +102,7 @@ async fn wait_for<W: World>(
 fn describe(h: &Health) -> String {
     match h {
         Health::Running => "Running".into(),
-        Health::Failing { message, class } => format!("{class}: {message}"),
+        Health::Failing { reason, message } => format!("{reason}: {message}"),
         Health::Pending(why) => format!("Pending: {why}"),
     }
 }
@@ -128,7 +130,8 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                   reason: String,
                   rec: Recorder,
                   grade: Option<Grade>,
-                  observed: Option<String>,
+                  observed: Option<Observation>,
+                  remediation: Option<RemediationVerdict>,
                   artifacts: Option<String>| {
         ScenarioRecord {
             scenario: s.name.clone(),
@@ -137,7 +140,8 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             reason,
             phases: rec.phases,
             grade,
-            observed_symptom: observed,
+            observed,
+            remediation,
             artifacts,
             millis: millis(started.elapsed()),
         }
@@ -147,6 +151,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             Status::Skipped,
             format!("scenario does not support backend {}", backend.kind()),
             rec,
+            None,
             None,
             None,
             None,
@@ -165,7 +170,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
         }
         Err(e) => {
             rec.push(Phase::Baseline, PhaseOutcome::Failed, t, Some(b.baseline), e.clone());
-            return record(Status::ErrorBaseline, format!("baseline: {e}"), rec, None, None, None);
+            return record(Status::ErrorBaseline, format!("baseline: {e}"), rec, None, None, None, None);
         }
     };
 
@@ -173,6 +178,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
     let mut reason = String::new();
     let mut grade = None;
     let mut observed = None;
+    let mut verdict = None;
     // The engine's report, kept for the artifacts of a failed run.
     let mut engine_report: Option<String> = None;
     let mut fault_live = false;
@@ -206,31 +212,40 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             }
             rec.push(Phase::Inject, PhaseOutcome::Ok, t, Some(b.inject), s.fault.mutation().describe());
 
-            let want = s.expect.symptom;
+            // Judged by the scenario's own expectation over the kubelet's text, never by an
+            // engine's parser; whatever was seen is recorded.
+            let label = s.expect.symptom.map(|c| c.as_str().to_string());
+            let pattern = s.expect.message.clone();
+            let seen: std::sync::Mutex<Option<Observation>> = std::sync::Mutex::new(None);
+            let matches = |h: &Health| {
+                let o = observe(h, label.clone(), pattern.as_ref());
+                let matched = o.matched;
+                if let Ok(mut last) = seen.lock() {
+                    // A failing pull is kept over a later pending state (a pod being replaced).
+                    if o.reason != PENDING || last.as_ref().is_none_or(|l| l.reason == PENDING) {
+                        *last = Some(o);
+                    }
+                }
+                matched
+            };
             let t = Instant::now();
             let left = b.inject.0.saturating_sub(inject_started.elapsed());
-            match wait_for(
-                &mut world,
-                left,
-                &mut opts.cancel,
-                |h| matches!(h, Health::Failing { class, .. } if Some(*class) == want),
-            )
-            .await
-            {
-                Wait::Done(Health::Failing { message, class }) => {
-                    observed = Some(class.to_string());
-                    rec.push(Phase::VerifyInjected, PhaseOutcome::Ok, t, Some(b.inject), format!("{class}: {message}"));
-                }
-                Wait::Done(_) => unreachable!("wait_for only returns accepted states"),
+            let waited = wait_for(&mut world, left, &mut opts.cancel, matches).await;
+            observed = seen.into_inner().ok().flatten();
+            match waited {
+                Wait::Done(h) => rec.push(Phase::VerifyInjected, PhaseOutcome::Ok, t, Some(b.inject), describe(&h)),
                 Wait::Cancelled => {
                     (status, reason) = (Status::Skipped, "cancelled".into());
                     break 'phases;
                 }
                 Wait::TimedOut(last) | Wait::Failed(last) => {
-                    rec.push(Phase::VerifyInjected, PhaseOutcome::Failed, t, Some(b.inject), last.clone());
-                    let want = want.map(|c| c.as_str()).unwrap_or("?");
-                    (status, reason) =
-                        (Status::ErrorInject, format!("the fault did not show symptom `{want}`; last: {last}"));
+                    let shown = observed.as_ref().map(|o| format!("{}: {}", o.reason, o.message)).unwrap_or(last);
+                    let want = pattern.as_ref().map(|p| p.as_str()).unwrap_or("?");
+                    rec.push(Phase::VerifyInjected, PhaseOutcome::Failed, t, Some(b.inject), shown.clone());
+                    (status, reason) = (
+                        Status::ErrorInject,
+                        format!("the fault did not show a message matching /{want}/; last seen: {shown}"),
+                    );
                     break 'phases;
                 }
             }
@@ -268,6 +283,48 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             grade = Some(g);
             break 'phases;
         }
+        // The right code must also blame what the fault touched.
+        let mut g = g;
+        g.confidence = report
+            .findings
+            .iter()
+            .map(|f| {
+                (
+                    f.code.as_str().to_string(),
+                    serde_json::to_value(f.confidence)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let touched = world.touched(&s.fault);
+        if !touched.is_empty() {
+            let mut wrong = Vec::new();
+            for code in &s.expect.findings {
+                let blamed: Vec<&str> = report
+                    .findings
+                    .iter()
+                    .filter(|f| f.code == *code)
+                    .flat_map(|f| f.blamed.iter().map(|b| b.id.as_str()))
+                    .collect();
+                if !blamed.iter().any(|id| touched.iter().any(|t| azure_model::id::same_id(id, t))) {
+                    wrong.push(format!(
+                        "{code} blamed [{}], none of what the fault touched [{}]",
+                        blamed.join(", "),
+                        touched.join(", ")
+                    ));
+                    g.wrong_resource.push(*code);
+                }
+            }
+            if !wrong.is_empty() {
+                rec.push(Phase::Diagnose, PhaseOutcome::Failed, t, Some(b.diagnose), detail);
+                (status, reason) =
+                    (Status::FailedDetection, format!("right code, wrong resource: {}", wrong.join("; ")));
+                grade = Some(g);
+                break 'phases;
+            }
+        }
         rec.push(Phase::Diagnose, PhaseOutcome::Ok, t, Some(b.diagnose), detail);
         grade = Some(g);
 
@@ -275,6 +332,13 @@ pub async fn run_scenario<B: Backend, E: Engine>(
         if s.expect.remediation != Remediation::None {
             let t = Instant::now();
             let expected: Vec<_> = report.findings.iter().filter(|f| s.expect.findings.contains(&f.code)).collect();
+            let actions: Vec<&pulldoctor::Action> = expected.iter().flat_map(|f| f.plan.actions.iter()).collect();
+            if actions.is_empty() && !report.already_fixed {
+                rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), "no action proposed");
+                verdict = Some(RemediationVerdict::None);
+                (status, reason) = (Status::FailedRemediation, "the engine proposed no fix".into());
+                break 'phases;
+            }
             let applied = match s.expect.remediation {
                 _ if report.already_fixed => "the engine says it applied its own fix".to_string(),
                 Remediation::Automatic => {
@@ -289,6 +353,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                             Some(b.remediate),
                             format!("needs a person: {first}"),
                         );
+                        verdict = Some(RemediationVerdict::Wrong);
                         (status, reason) = (Status::FailedRemediation, format!("the plan is not automatic: {first}"));
                         break 'phases;
                     }
@@ -298,6 +363,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                             Ok(l) => lines.extend(l),
                             Err(e) => {
                                 rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), e.clone());
+                                verdict = Some(RemediationVerdict::Wrong);
                                 (status, reason) =
                                     (Status::FailedRemediation, format!("applying the plan failed: {e}"));
                                 break 'phases;
@@ -307,28 +373,28 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                     lines.join("; ")
                 }
                 Remediation::Proposed => {
-                    if expected.iter().all(|f| f.plan.actions.is_empty()) {
-                        rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), "no action proposed");
-                        (status, reason) = (Status::FailedRemediation, "the engine proposed no fix".into());
-                        break 'phases;
+                    match judge_proposal(&mut world, &actions, &inverse, b, &mut opts.cancel).await {
+                        Proposal::Cancelled => {
+                            (status, reason) = (Status::Skipped, "cancelled".into());
+                            break 'phases;
+                        }
+                        Proposal::Verified(detail) => {
+                            rec.push(Phase::Remediate, PhaseOutcome::Ok, t, Some(b.remediate), detail);
+                            verdict = Some(RemediationVerdict::Verified);
+                        }
+                        Proposal::MatchesInverse(detail) => {
+                            rec.push(Phase::Remediate, PhaseOutcome::Ok, t, Some(b.remediate), detail);
+                            verdict = Some(RemediationVerdict::MatchesInverse);
+                        }
+                        Proposal::Wrong(detail) => {
+                            rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), detail.clone());
+                            verdict = Some(RemediationVerdict::Wrong);
+                            (status, reason) = (Status::FailedRemediation, detail);
+                        }
                     }
-                    if let Err(why) = proposal_fits(&s.expect.actions, &expected) {
-                        rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), why.clone());
-                        (status, reason) = (Status::FailedRemediation, why);
-                        break 'phases;
-                    }
-                    if let Err(e) = timed(b.remediate.0, world.apply(&inverse)).await {
-                        rec.push(Phase::Remediate, PhaseOutcome::Failed, t, Some(b.remediate), e.clone());
-                        (status, reason) =
-                            (Status::ErrorCleanup, format!("applying the scenario's own fix failed: {e}"));
-                        break 'phases;
-                    }
-                    fault_live = false;
-                    format!(
-                        "engine proposed: {}; applied the scenario's own fix: {}",
-                        proposals(&expected),
-                        inverse.describe()
-                    )
+                    // Verified proposals recovered already; a matching manual step is carried
+                    // out by the revert below (the harness's inverse), which is not graded.
+                    break 'phases;
                 }
                 Remediation::None => unreachable!("checked above"),
             };
@@ -336,13 +402,17 @@ pub async fn run_scenario<B: Backend, E: Engine>(
 
             let t = Instant::now();
             match wait_for(&mut world, b.recover.0, &mut opts.cancel, |h| *h == Health::Running).await {
-                Wait::Done(_) => rec.push(Phase::Recover, PhaseOutcome::Ok, t, Some(b.recover), ""),
+                Wait::Done(_) => {
+                    rec.push(Phase::Recover, PhaseOutcome::Ok, t, Some(b.recover), "");
+                    verdict = Some(RemediationVerdict::Verified);
+                }
                 Wait::Cancelled => {
                     (status, reason) = (Status::Skipped, "cancelled".into());
                     break 'phases;
                 }
                 Wait::TimedOut(last) | Wait::Failed(last) => {
                     rec.push(Phase::Recover, PhaseOutcome::Failed, t, Some(b.recover), last.clone());
+                    verdict = Some(RemediationVerdict::Wrong);
                     (status, reason) =
                         (Status::FailedRemediation, format!("still not Running after remediation: {last}"));
                     break 'phases;
@@ -407,34 +477,125 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             }
         }
     }
-    record(status, reason, rec, grade, observed, artifacts)
+    record(status, reason, rec, grade, observed, verdict, artifacts)
 }
 
 fn codes(c: &[pulldoctor::FindingCode]) -> String {
     c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn proposals(findings: &[&pulldoctor::Finding]) -> String {
-    findings.iter().flat_map(|f| f.plan.actions.iter().map(|a| a.describe())).collect::<Vec<_>>().join("; ")
+/// The state name of an observation made while the world was still pending.
+const PENDING: &str = "Pending";
+
+/// What `h` shows, judged against the scenario's `expect.message`.
+fn observe(h: &Health, label: Option<String>, pattern: Option<&crate::scenario::MessagePattern>) -> Observation {
+    let (reason, message) = match h {
+        Health::Failing { reason, message } => (reason.clone(), message.clone()),
+        Health::Pending(why) => (PENDING.to_string(), why.clone()),
+        Health::Running => ("Running".to_string(), "the image was pulled and the pod runs".to_string()),
+    };
+    let matched = matches!(h, Health::Failing { .. }) && pattern.is_some_and(|p| p.is_match(&message));
+    Observation { label, reason, message, matched }
 }
 
-/// Whether the expected findings' plans include an action of one of the `right` kinds (any
-/// proposal fits when the scenario names none).
-fn proposal_fits(right: &[ActionKind], expected: &[&pulldoctor::Finding]) -> Result<(), String> {
-    if right.is_empty() {
-        return Ok(());
+/// How a proposed remediation fared.
+enum Proposal {
+    Verified(String),
+    MatchesInverse(String),
+    Wrong(String),
+    Cancelled,
+}
+
+/// Judges an engine's proposal: machine-applicable actions are applied with the harness's own
+/// code and count only if the workload then recovers; a `manual` action counts only when its
+/// typed change is one of the changes the scenario's own inverse makes. Prose never counts.
+async fn judge_proposal<W: World>(
+    world: &mut W,
+    actions: &[&pulldoctor::Action],
+    inverse: &Mutation,
+    b: &crate::scenario::Budgets,
+    cancel: &mut watch::Receiver<bool>,
+) -> Proposal {
+    let mut notes = Vec::new();
+    let applicable: Vec<&&pulldoctor::Action> = actions.iter().filter(|a| !a.needs_human()).collect();
+    if !applicable.is_empty() {
+        let mut applied = Vec::new();
+        let mut failed = None;
+        for a in applicable {
+            match timed(b.remediate.0, world.apply_proposal(a)).await {
+                Ok(line) => applied.push(line),
+                Err(e) => {
+                    failed = Some(format!("could not apply the proposed `{}`: {e}", a.describe()));
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some(why) => notes.push(why),
+            None => match wait_for(world, b.recover.0, cancel, |h| *h == Health::Running).await {
+                Wait::Done(_) => {
+                    return Proposal::Verified(format!(
+                        "applied the engine's proposal: {}; the workload recovered",
+                        applied.join("; ")
+                    ));
+                }
+                Wait::Cancelled => return Proposal::Cancelled,
+                Wait::TimedOut(last) | Wait::Failed(last) => notes.push(format!(
+                    "applied the engine's proposal ({}) and the workload did not recover: {last}",
+                    applied.join("; ")
+                )),
+            },
+        }
     }
-    let proposed: Vec<ActionKind> =
-        expected.iter().flat_map(|f| f.plan.actions.iter()).filter_map(ActionKind::of).collect();
-    if proposed.iter().any(|k| right.contains(k)) {
-        return Ok(());
+    let fixes = world.changes_of(inverse);
+    let manual: Vec<&pulldoctor::plan::Change> = actions
+        .iter()
+        .filter_map(|a| match a {
+            pulldoctor::Action::Manual { change: Some(c), .. } => Some(c),
+            _ => None,
+        })
+        .collect();
+    if let Some(c) = manual.iter().find(|c| fixes.iter().any(|f| same_change(c, f))) {
+        return Proposal::MatchesInverse(format!("the engine's manual step ({c}) is the scenario's own fix"));
     }
-    let names = |kinds: &[ActionKind]| {
-        kinds
-            .iter()
-            .filter_map(|k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(format!("the engine proposed [{}], not the right fix (one of: {})", names(&proposed), names(right)))
+    let untyped = actions.iter().filter(|a| matches!(a, pulldoctor::Action::Manual { change: None, .. })).count();
+    if !manual.is_empty() {
+        notes.push(format!(
+            "its manual step ({}) is not the fix",
+            manual.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if untyped > 0 {
+        notes.push(format!(
+            "{untyped} manual step(s) say no typed change (`change: {{operation, resourceId}}`), so they cannot count"
+        ));
+    }
+    Proposal::Wrong(format!("the proposal was not the fix: {}", notes.join("; ")))
+}
+
+/// Whether an engine's typed change is the same as one the harness knows: the same operation
+/// on the same resource; a creation may name the new resource as it likes, so only its type
+/// and parent must agree.
+fn same_change(engine: &pulldoctor::plan::Change, fix: &pulldoctor::plan::Change) -> bool {
+    use azure_model::id::{ResourceId, same_id};
+    use pulldoctor::plan::ChangeOperation;
+    if engine.operation != fix.operation {
+        return false;
+    }
+    if engine.operation != ChangeOperation::Create {
+        return same_id(&engine.resource_id, &fix.resource_id);
+    }
+    match (ResourceId::parse(&engine.resource_id), ResourceId::parse(&fix.resource_id)) {
+        (Ok(e), Ok(f)) => {
+            e.resource_type().eq_ignore_ascii_case(&f.resource_type())
+                && match (e.parent(), f.parent()) {
+                    (Some(ep), Some(fp)) => same_id(ep.as_str(), fp.as_str()),
+                    (None, None) => {
+                        e.resource_group().zip(f.resource_group()).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+                    }
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
 }

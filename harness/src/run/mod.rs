@@ -16,9 +16,11 @@ use tokio::sync::{Semaphore, watch};
 
 pub use backend::{Backend, BackendError, EngineInput, Health, World};
 pub use conformance::Conformance;
-pub use engine::{Engine, External, Pulldoctor};
+pub use engine::{Compare, Engine, External, Pulldoctor};
 pub use lifecycle::{RunOptions, run_scenario};
-pub use record::{Grade, KubernetesVersions, PhaseRecord, RunRecord, ScenarioRecord, Status};
+pub use record::{
+    Grade, KubernetesVersions, Observation, PhaseRecord, RemediationVerdict, RunRecord, ScenarioRecord, Status,
+};
 
 use crate::catalog::Entry;
 use crate::plan::Phase;
@@ -132,7 +134,8 @@ fn skipped(entry: &Entry, backend: crate::scenario::BackendKind, why: &str) -> S
         reason: why.into(),
         phases: vec![],
         grade: None,
-        observed_symptom: None,
+        observed: None,
+        remediation: None,
         artifacts: None,
         millis: 0,
     }

@@ -109,6 +109,12 @@ pub struct Grade {
     pub confused_with: Vec<FindingCode>,
     /// Time the engine took, in milliseconds.
     pub diagnose_millis: u64,
+    /// Expected codes whose finding blamed none of the resources the fault touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wrong_resource: Vec<FindingCode>,
+    /// The engine's confidence per reported code: reported, never graded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub confidence: std::collections::BTreeMap<String, String>,
     /// The engine failed: it reported nothing, so every expected code counts as missed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub engine_failed: bool,
@@ -131,6 +137,8 @@ impl Grade {
             unexpected,
             confused_with,
             diagnose_millis: millis,
+            wrong_resource: Vec::new(),
+            confidence: Default::default(),
             engine_failed: false,
         }
     }
@@ -140,9 +148,52 @@ impl Grade {
         Self { engine_failed: true, ..Self::new(expected, &[], &[], millis) }
     }
 
-    /// Exactly the expected codes.
+    /// Exactly the expected codes (whatever they blamed).
     pub fn is_exact(&self) -> bool {
         self.missed.is_empty() && self.unexpected.is_empty()
+    }
+}
+
+/// What the node showed after injection, recorded whatever it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// The scenario's label for the symptom (`expect.symptom`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The kubelet's waiting reason, or the world's state when nothing failed (`Pending`,
+    /// `Running`).
+    pub reason: String,
+    /// The kubelet's event text (or why the world was pending).
+    pub message: String,
+    /// Whether `message` matched `expect.message`.
+    pub matched: bool,
+}
+
+/// How an engine's remediation was judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemediationVerdict {
+    /// Applied (by the engine's plan, or by the harness for a machine-applicable proposal) and
+    /// the workload recovered.
+    Verified,
+    /// A `manual` proposal whose typed change is the scenario's own inverse.
+    MatchesInverse,
+    /// Applied without recovery, or a manual step that is not the inverse.
+    Wrong,
+    /// No action for the expected findings.
+    None,
+}
+
+impl RemediationVerdict {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationVerdict::Verified => "verified",
+            RemediationVerdict::MatchesInverse => "matches-inverse",
+            RemediationVerdict::Wrong => "wrong",
+            RemediationVerdict::None => "none",
+        }
     }
 }
 
@@ -164,9 +215,13 @@ pub struct ScenarioRecord {
     /// The engine's grade, when diagnosis ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grade: Option<Grade>,
-    /// The symptom class observed after injection.
+    /// What the node showed while the harness waited for the fault's symptom: the last
+    /// failing pull seen, whether or not it matched `expect.message`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_symptom: Option<String>,
+    pub observed: Option<Observation>,
+    /// How the engine's remediation was judged, when the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<RemediationVerdict>,
     /// Where artifacts were kept (failures only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,

@@ -25,6 +25,11 @@ pub struct Expectations {
     /// Omitted only when there is no fault: the pull must then succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symptom: Option<SymptomClass>,
+    /// A regular expression the kubelet's event text must match once the fault is live
+    /// (verify-injected). Required with a fault. The harness judges the injected symptom with
+    /// this alone, never with an engine's parser; `symptom` is its label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessagePattern>,
     /// The finding codes the engine must report. Any other code fails the scenario.
     #[serde(default)]
     pub findings: Vec<FindingCode>,
@@ -34,9 +39,10 @@ pub struct Expectations {
     pub forbid: Vec<FindingCode>,
     /// How remediation must happen.
     pub remediation: Remediation,
-    /// The kinds of action that are the right fix: the expected findings' plans must include an
-    /// action of one of these kinds. Required with `remediation: proposed` (where no recovery
-    /// proves the plan right); with `automatic`, recovery is the proof and this is optional.
+    /// The kinds of action a right fix may take (documentation for people and engine authors).
+    /// The grade does not rest on it: a machine-applicable proposal is applied and must make the
+    /// workload recover, and a `manual` one counts only when its typed change is the
+    /// scenario's own inverse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionKind>,
     /// How the workload comes back after the fix: a rollout restart (what people do, the
@@ -99,5 +105,69 @@ impl ActionKind {
     pub fn of(action: &pulldoctor::Action) -> Option<Self> {
         let tag = serde_json::to_value(action).ok()?.get("action")?.clone();
         serde_json::from_value(tag).ok()
+    }
+}
+
+/// A regular expression over the kubelet's event text (`expect.message`), checked when the
+/// scenario is loaded.
+#[derive(Debug, Clone)]
+pub struct MessagePattern(regex::Regex);
+
+impl MessagePattern {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(pattern).map(Self)
+    }
+
+    /// Whether `message` matches.
+    pub fn is_match(&self, message: &str) -> bool {
+        self.0.is_match(message)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for MessagePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for MessagePattern {}
+
+impl std::fmt::Display for MessagePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for MessagePattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MessagePattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::new(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`expect.message` is not a valid regular expression: {e}")))
+    }
+}
+
+impl schemars::JsonSchema for MessagePattern {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MessagePattern".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "regex",
+            "description": "A regular expression (Rust regex syntax) over the kubelet's event text."
+        })
     }
 }

@@ -14,6 +14,7 @@
 //!   deleteVnetLink: { zone: privatelink.azurecr.io, vnet: aks-vnet }
 //! expect:
 //!   symptom: forbidden
+//!   message: 'failed to resolve (image|reference) .*: 403 Forbidden'
 //!   findings: [PRIVATE_DNS_ZONE_NOT_LINKED]
 //!   forbid: [ACR_FIREWALL_DENIES_EGRESS]
 //!   remediation: automatic
@@ -27,7 +28,7 @@ mod expect;
 mod fault;
 
 pub use budget::{Budget, Budgets};
-pub use expect::{ActionKind, Expectations, Recovery, Remediation};
+pub use expect::{ActionKind, Expectations, MessagePattern, Recovery, Remediation};
 pub use fault::{Fault, Mutation};
 
 use serde::{Deserialize, Serialize};

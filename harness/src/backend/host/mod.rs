@@ -812,13 +812,11 @@ impl crate::run::World for HostWorld {
                     let Some(message) = self.scenario()?.kubelet_failure(&name).await? else {
                         return Ok(Health::Pending(format!("{reason}, no Failed event from the kubelet yet")));
                     };
-                    let class = pulldoctor::symptom::Symptom::parse(&message).class;
-                    return Ok(Health::Failing { message, class });
+                    return Ok(Health::Failing { reason: reason.to_string(), message });
                 }
                 if matches!(reason, "InvalidImageName" | "ErrImageNeverPull") {
                     let message = w.message.clone().unwrap_or_default();
-                    let class = pulldoctor::symptom::Symptom::parse(&message).class;
-                    return Ok(Health::Failing { message, class });
+                    return Ok(Health::Failing { reason: reason.to_string(), message });
                 }
                 return Ok(Health::Pending(format!("{reason}: {}", w.message.as_deref().unwrap_or_default())));
             }
@@ -874,7 +872,11 @@ impl crate::run::World for HostWorld {
         let dump = self.dir.join("dump");
         cluster::dump(&self.cluster.components.kubectl(), &kubeconfig, &ns, &dump).await?;
         let inventory = self.dir.join("azure.inventory.json");
-        std::fs::write(&inventory, self.emulator().export().to_json()).map_err(|e| err("inventory")(e2s(e)))?;
+        // What a user can export: ARM bodies and Graph objects. Never the harness's own record
+        // of what it pushed: an engine reads registry content from the registry.
+        let mut export = self.emulator().export();
+        export.registry_content.clear();
+        std::fs::write(&inventory, export.to_json()).map_err(|e| err("inventory")(e2s(e)))?;
         let ca = self.dir.join("emulator-ca.pem");
         std::fs::write(&ca, &self.emulator().ca_pem).map_err(|e| err("CA")(e2s(e)))?;
         use azure_rest::TokenSource;
@@ -948,6 +950,126 @@ impl crate::run::World for HostWorld {
             self.scenario()?.rollout_restart().await?;
         }
         Ok(done)
+    }
+
+    async fn apply_proposal(&mut self, action: &pulldoctor::Action) -> Result<String, BackendError> {
+        use pulldoctor::Action;
+        let wl = self.baseline.workload.clone();
+        let done = match action {
+            Action::SetImage { container, image, .. } => {
+                self.scenario()?.set_image(container, image).await?;
+                format!("set image of {container} to {image}")
+            }
+            Action::SetNodeSelector { node_selector, .. } => {
+                self.scenario()?.set_node_selector(node_selector).await?;
+                format!("set the node selector of {} to {node_selector:?}", wl.name)
+            }
+            Action::ReplacePullSecret { secret_name, registry, credential_source, .. } => {
+                if credential_source != "adminCredentials" {
+                    return Err(BackendError::new(format!(
+                        "the harness rewrites pull secrets from the registry's admin credentials only, not `{credential_source}`"
+                    )));
+                }
+                let (user, pass) = self.pull_secret_credentials(&PullSecretSource::Admin).await?;
+                self.learned.push(pass.clone());
+                self.scenario()?.put_pull_secret(secret_name, registry, &user, &pass).await?;
+                format!("rewrote pull secret {secret_name} for {registry} from the admin credentials")
+            }
+            other => {
+                let Some(reqs) = crate::arm::proposal::requests_for(other, &self.world.subscription) else {
+                    return Err(BackendError::new(
+                        "the harness does not apply this kind of action as a proposal (propose it in an automatic plan)",
+                    ));
+                };
+                self.apply_azure(&reqs).await?;
+                reqs.iter().map(|r| r.purpose.clone()).collect::<Vec<_>>().join("; ")
+            }
+        };
+        self.follow_cloud_config().await?;
+        if self.recovery == crate::scenario::Recovery::Restart {
+            self.scenario()?.rollout_restart().await?;
+        }
+        Ok(done)
+    }
+
+    fn touched(&self, fault: &crate::scenario::Fault) -> Vec<String> {
+        use crate::scenario::Fault as F;
+        let (b, w, bind) = (&*self.baseline, &self.world, &self.exec.bindings);
+        let mut out: Vec<String> = Vec::new();
+        // The resources the fault's own requests changed (placeholders resolved with what
+        // provisioning and injection learned), with their parents; a role assignment is
+        // blamed by its scope.
+        if let Realisation::Azure(reqs) = realise_mutation(&fault.mutation(), b, w) {
+            for r in
+                reqs.iter().filter(|r| r.service == crate::arm::Service::Arm && r.method != azure_rest::Method::Get)
+            {
+                let Ok(path) = bind.substitute(&r.path) else { continue };
+                let path = ["/resetServicePrincipalProfile", "/regenerateCredential"]
+                    .iter()
+                    .fold(path, |p, action| p.strip_suffix(action).map(str::to_string).unwrap_or(p));
+                match path.split_once("/providers/Microsoft.Authorization/roleAssignments/") {
+                    Some((scope, _)) => out.push(scope.to_string()),
+                    None => {
+                        if let Some(parent) = azure_model::ResourceId::parse(&path).ok().and_then(|id| id.parent()) {
+                            out.push(parent.as_str().to_string());
+                        }
+                        out.push(path);
+                    }
+                }
+            }
+        }
+        let app = |name: &str, out: &mut Vec<String>| {
+            for key in [format!("app.{name}.appId"), format!("app.{name}.id")] {
+                out.extend(bind.get(&key).map(str::to_string));
+            }
+        };
+        let workload = format!("{}/{}", b.workload.namespace, b.workload.name);
+        let pull_secret = b.workload.pull_secret.as_ref().map(|p| format!("{}/{}", b.workload.namespace, p.name));
+        match fault {
+            F::DeleteRoleAssignment { principal, .. } => match principal.strip_prefix("application:") {
+                Some(name) => {
+                    app(name, &mut out);
+                    out.extend(bind.get(&format!("sp.{name}.id")).map(str::to_string));
+                }
+                None => {
+                    out.push(w.kubelet_identity(b));
+                    out.extend(bind.get("kubelet.principalId").map(str::to_string));
+                }
+            },
+            F::ExpireApplicationSecret { application } => {
+                app(application, &mut out);
+                if matches!(&b.cluster.identity, ClusterIdentity::ServicePrincipal { application: a } if a == application)
+                {
+                    out.push(w.cluster(b));
+                }
+                out.extend(pull_secret.clone());
+            }
+            F::ReplaceClusterServicePrincipal { .. } => {
+                // The roles stay on the old principal: the registry is where they no longer apply.
+                out.push(w.registry(b));
+                if let ClusterIdentity::ServicePrincipal { application } = &b.cluster.identity {
+                    app(application, &mut out);
+                }
+            }
+            F::RegenerateRegistryPassword { .. } => out.extend(pull_secret),
+            F::SetImage { .. } => out.push(workload),
+            F::DeleteVnetLink { vnet, .. } => out.push(w.vnet(b, vnet)),
+            F::DeletePeering { from, to, .. } => {
+                out.push(w.vnet(b, from));
+                out.push(w.vnet(b, to));
+            }
+            _ => {}
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn changes_of(&self, m: &Mutation) -> Vec<pulldoctor::plan::Change> {
+        match realise_mutation(m, &self.baseline, &self.world) {
+            Realisation::Azure(reqs) => crate::arm::proposal::changes(&reqs),
+            _ => Vec::new(),
+        }
     }
 
     async fn artifacts(&mut self, dir: &Path) {
@@ -1037,10 +1159,7 @@ impl HostWorld {
         let plugin = self.cluster.components.acr_credential_provider();
         match node::windows_pool_pull(&node.containerd, &plugin, &self.cloud_config, &self.ca_bundle, &image).await {
             Ok(()) => Ok(Health::Running),
-            Err(message) => {
-                let class = pulldoctor::symptom::Symptom::parse(&message).class;
-                Ok(Health::Failing { message, class })
-            }
+            Err(message) => Ok(Health::Failing { reason: "WindowsPoolPull".into(), message }),
         }
     }
 }

@@ -1,0 +1,53 @@
+//! Grading an external engine on a few scenarios of the host backend, with nothing left behind.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pullproof::backend::host::{HostBackend, HostOptions, preflight};
+use pullproof::catalog::{Catalog, Layout};
+use pullproof::run::{External, RunRecord, run_many};
+
+use crate::leftovers::Leftovers;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn target_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().join(name)
+}
+
+/// Runs `command` through the engine contract on the scenarios `names`; `None` when the host
+/// backend cannot run here and `PULLPROOF_SKIP_HOST_TESTS=1` says to skip.
+pub fn grade(command: String, names: &[&str], timeout: std::time::Duration) -> Option<RunRecord> {
+    let options = HostOptions::default();
+    if let Err(e) = preflight(&options) {
+        assert!(
+            std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() == Ok("1"),
+            "the host backend cannot run here: {e} (or set PULLPROOF_SKIP_HOST_TESTS=1 to skip knowingly)"
+        );
+        eprintln!("SKIPPED (PULLPROOF_SKIP_HOST_TESTS=1): {e}");
+        return None;
+    }
+    let catalog = Catalog::load(&Layout::under(&root()));
+    let entries: Vec<_> = catalog.entries.into_iter().filter(|e| names.contains(&e.scenario.name.as_str())).collect();
+    assert_eq!(entries.len(), names.len(), "unknown scenario among {names:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let engine = External { command, timeout };
+    let before = Leftovers::now();
+    let run = rt.block_on(run_many(
+        Arc::new(HostBackend::new(options)),
+        Arc::new(engine),
+        entries,
+        pullproof::run::ManyOptions::parallel(3),
+        cancel,
+        |_| {},
+    ));
+    let left = Leftovers::now().new_since(&before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+    Some(run)
+}

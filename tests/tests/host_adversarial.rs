@@ -1,0 +1,70 @@
+//! Engines built to fail, graded on real worlds: each must get exactly the grade its failure
+//! deserves (`examples/engines/adversarial/`). A grader that passed any of them would be lying.
+
+use std::time::Duration;
+
+use pullproof::run::conformance::Detection;
+use pullproof::run::{Conformance, RemediationVerdict, Status};
+
+mod grading;
+mod leftovers;
+use grading::{grade, root};
+
+fn engine(name: &str) -> String {
+    format!("python3 {}", root().join("examples/engines/adversarial").join(name).display())
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[test]
+fn host_a_message_guesser_never_gets_a_remediation_counted() {
+    let proposed = ["image-tag-not-found", "route-table-blackhole"];
+    let Some(run) = grade(engine("guesser.py"), &proposed, MINUTE) else { return };
+    let c = Conformance::of(&run);
+    for r in &c.rows {
+        // It names the right code from the message text...
+        assert_eq!(r.detection, Detection::Detected, "{c:?}");
+        // ...but "look into it" is not a fix, and nothing was applied on its behalf.
+        assert_eq!(r.remediation, Some(RemediationVerdict::Wrong), "{}: {c:?}", r.scenario);
+    }
+    assert!(run.scenarios.iter().all(|s| s.status == Status::FailedRemediation), "{:#?}", run.scenarios);
+}
+
+#[test]
+fn host_an_engine_that_reports_everything_has_false_positives_and_low_precision() {
+    let Some(run) = grade(engine("everything.py"), &["healthy-baseline", "image-tag-not-found"], MINUTE) else {
+        return;
+    };
+    let c = Conformance::of(&run);
+    assert!(c.rows.iter().all(|r| r.detection == Detection::FalsePositive), "{c:?}");
+    assert_eq!(c.recall, Some(1.0));
+    assert!(c.precision.unwrap() < 0.1, "{c:?}");
+}
+
+#[test]
+fn host_an_engine_that_reports_nothing_has_zero_recall() {
+    let Some(run) = grade(engine("silent.py"), &["healthy-baseline", "acrpull-role-missing"], MINUTE) else {
+        return;
+    };
+    let c = Conformance::of(&run);
+    let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
+    assert_eq!(row("healthy-baseline").detection, Detection::Detected);
+    // "Healthy" on a broken world is a miss, never a pass.
+    assert_eq!(row("acrpull-role-missing").detection, Detection::Missed);
+    assert_eq!(c.recall, Some(0.0));
+    let broken = run.scenarios.iter().find(|s| s.scenario == "acrpull-role-missing").unwrap();
+    assert_eq!(broken.status, Status::FailedDetection);
+}
+
+#[test]
+fn host_an_engine_that_crashes_or_hangs_is_engine_failed() {
+    for (command, timeout) in
+        [(engine("crash.py"), MINUTE), (format!("{} hang", engine("crash.py")), Duration::from_secs(5))]
+    {
+        let Some(run) = grade(command.clone(), &["acrpull-role-missing"], timeout) else { return };
+        let c = Conformance::of(&run);
+        assert_eq!(c.rows[0].detection, Detection::EngineFailed, "{command}: {c:?}");
+        assert_eq!(c.recall, Some(0.0));
+        assert_eq!(run.scenarios[0].status, Status::FailedDetection);
+    }
+}
