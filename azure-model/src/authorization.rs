@@ -186,19 +186,40 @@ impl BuiltInRole {
     }
 }
 
-/// Whether an action pattern (with `*` wildcards) covers `action`, case-insensitively.
+/// Whether an action pattern covers `action`, case-insensitively; every `*` stands for any run
+/// of characters (`Microsoft.*/registries/*` has two). Found by the role differential test: an
+/// earlier version honoured only the first `*`.
 pub fn action_matches(pattern: &str, action: &str) -> bool {
     let p = pattern.to_ascii_lowercase();
     let a = action.to_ascii_lowercase();
-    match p.split_once('*') {
-        None => p == a,
-        Some((pre, post)) => a.len() >= pre.len() + post.len() && a.starts_with(pre) && a.ends_with(post),
+    let mut parts = p.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = a.strip_prefix(first) else { return false };
+    let pieces: Vec<&str> = parts.collect();
+    let Some((last, middle)) = pieces.split_last() else { return rest.is_empty() };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(i) => rest = &rest[i + piece.len()..],
+            None => return false,
+        }
     }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_anywhere() {
+        assert!(action_matches("Microsoft.*/registries/*", PULL_ACTION));
+        assert!(action_matches("*", PULL_ACTION));
+        assert!(action_matches("*/read", PULL_ACTION));
+        assert!(!action_matches("Microsoft.*/registries/*/write", PULL_ACTION));
+        assert!(action_matches("microsoft.containerregistry/registries/pull/read", PULL_ACTION));
+        assert!(!action_matches("Microsoft.ContainerRegistry/registries/pull/rea", PULL_ACTION));
+        assert!(action_matches("*registries*", PULL_ACTION));
+    }
 
     #[test]
     fn who_can_pull() {

@@ -409,6 +409,9 @@ fn issue(
                 vec![Pull, Push, Delete]
             }
         }
+        // A read-only identity holds AcrPull and Container Registry Repository Reader on every
+        // registry: it pulls (reads tags and manifests) in either mode, and nothing more.
+        Caller::Principal(oid) if s.directory.is_reader_principal(oid) => vec![crate::roles::RegistryOperation::Pull],
         _ => acr_access::allowed_operations(&s.inventory(), &s.store, r, caller),
     });
     let granted = acr_access::grant(requested, &allowed);

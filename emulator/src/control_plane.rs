@@ -41,6 +41,8 @@ pub(crate) struct ControlPlane {
     data_plane: watch::Sender<Arc<DataPlane>>,
     /// Long-running operations in flight (with `async_operations`).
     pub operations: crate::arm::operations::Operations,
+    /// Requests refused to read-only identities (`METHOD PATH: ACTION`), oldest first.
+    pub refusals: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -58,13 +60,27 @@ impl ControlPlane {
         state: State,
     ) -> Self {
         let (data_plane, _) = watch::channel(Arc::new(DataPlane::compute(&state)));
-        Self { settings, clock, signer, ca, state: Mutex::new(state), data_plane, operations: Default::default() }
+        Self {
+            settings,
+            clock,
+            signer,
+            ca,
+            state: Mutex::new(state),
+            data_plane,
+            operations: Default::default(),
+            refusals: Default::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A handler that panicked mid-mutation leaves the state as it was at the panic; serving
         // on is more useful to a test harness than poisoning every later request.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a request refused to a read-only identity.
+    pub fn record_refusal(&self, what: String) {
+        self.refusals.lock().unwrap_or_else(|p| p.into_inner()).push(what);
     }
 
     /// Reads the state.

@@ -35,6 +35,9 @@ pub(crate) struct Directory {
     service_principals: Vec<ServicePrincipal>,
     /// Client ids of the emulator's own applications (the operator), left out of exports.
     internal: Vec<String>,
+    /// Client ids of read-only identities (what engines get): Reader on the subscription,
+    /// Graph read, pull on registries; never exported.
+    readers: Vec<String>,
 }
 
 /// Why a directory change was refused.
@@ -69,7 +72,7 @@ impl Directory {
                 AppRecord { app, hashes: HashMap::new() }
             })
             .collect();
-        Self { apps, service_principals: sps.to_vec(), internal: Vec::new() }
+        Self { apps, service_principals: sps.to_vec(), internal: Vec::new(), readers: Vec::new() }
     }
 
     /// Marks the application with client id `app_id` as the emulator's own (not exported).
@@ -77,14 +80,25 @@ impl Directory {
         self.internal.push(app_id.to_ascii_lowercase());
     }
 
+    /// Marks the application with client id `app_id` as a read-only identity (not exported).
+    pub fn mark_reader(&mut self, app_id: &str) {
+        self.readers.push(app_id.to_ascii_lowercase());
+    }
+
     fn is_internal(&self, app_id: &str) -> bool {
-        self.internal.contains(&app_id.to_ascii_lowercase())
+        let id = app_id.to_ascii_lowercase();
+        self.internal.contains(&id) || self.readers.contains(&id)
     }
 
     /// Whether service principal `object_id` belongs to one of the emulator's own applications
-    /// (the operator).
+    /// (the operator, which stands for the subscription's Owner).
     pub fn is_internal_principal(&self, object_id: &str) -> bool {
-        self.service_principal(object_id).is_some_and(|sp| self.is_internal(&sp.app_id))
+        self.service_principal(object_id).is_some_and(|sp| self.internal.contains(&sp.app_id.to_ascii_lowercase()))
+    }
+
+    /// Whether service principal `object_id` is a read-only identity.
+    pub fn is_reader_principal(&self, object_id: &str) -> bool {
+        self.service_principal(object_id).is_some_and(|sp| self.readers.contains(&sp.app_id.to_ascii_lowercase()))
     }
 
     /// Applications as exported (without the emulator's own).

@@ -284,6 +284,24 @@ impl RunningEmulator {
         self.cp.mutate(|s| s.push_repository(login_server, repository, &tags, &platforms));
     }
 
+    /// Creates a read-only identity, as engines get: Reader on the subscription (ARM writes and
+    /// actions are refused with Azure's `AuthorizationFailed`), Graph read only, and pull on
+    /// every registry. Like the operator it is the emulator's own and never exported.
+    pub fn create_reader(&self, display_name: &str) -> Result<ClientCredentials, EmulatorError> {
+        let now = self.cp.now();
+        self.cp.mutate(|s| {
+            let creds = new_application(s, display_name, now)?;
+            s.directory.mark_reader(&creds.client_id);
+            Ok(creds)
+        })
+    }
+
+    /// Requests refused to read-only identities so far (`ARM PUT /subscriptions/...: ACTION
+    /// (AuthorizationFailed)`), oldest first.
+    pub fn refusals(&self) -> Vec<String> {
+        self.cp.refusals.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     /// Creates an application, its service principal and a secret valid two years.
     pub fn create_application(&self, display_name: &str) -> Result<ClientCredentials, EmulatorError> {
         let now = self.cp.now();

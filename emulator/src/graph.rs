@@ -210,14 +210,14 @@ fn directory_failure(e: DirectoryError) -> GraphFailure {
     }
 }
 
-fn authenticate(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), GraphFailure> {
+fn authenticate(cp: &ControlPlane, headers: &HeaderMap) -> Result<String, GraphFailure> {
     let unauthorized = |m: &str| GraphFailure::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
     let token = entra::bearer(headers).map_err(|r| match r {
         Rejection::Missing => unauthorized("Access token is empty."),
         _ => unauthorized("CompactToken parsing failed with error code: 80049217"),
     })?;
     match entra::verify(cp, token, &[audience::GRAPH]) {
-        Ok(_) => Ok(()),
+        Ok(claims) => Ok(claims.oid),
         Err(Rejection::Expired { .. }) => Err(unauthorized("Lifetime validation failed, the token is expired.")),
         Err(Rejection::WrongAudience(_)) => Err(unauthorized("Access token validation failure. Invalid audience.")),
         Err(_) => Err(unauthorized("Access token validation failure.")),
@@ -249,7 +249,16 @@ fn dispatch(
     query: &[(String, String)],
     body: &[u8],
 ) -> Result<Response, GraphFailure> {
-    authenticate(cp, headers)?;
+    let caller = authenticate(cp, headers)?;
+    // A read-only identity holds Application.Read.All: it reads, and nothing else.
+    if *method != Method::GET && cp.read(|s| s.directory.is_reader_principal(&caller)) {
+        cp.record_refusal(format!("Graph {method} {}: Authorization_RequestDenied", uri.path()));
+        return Err(GraphFailure::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ));
+    }
     let rest = uri.path().strip_prefix("/v1.0").unwrap_or_default();
     let path = parse_path(rest).ok_or_else(|| {
         GraphFailure::new(

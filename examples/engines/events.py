@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from naive import GUESSES, report  # noqa: E402
+from naive import GUESSES, report, workload_of  # noqa: E402
 
 
 def kubectl():
@@ -55,7 +55,8 @@ def main():
         finding = findings.setdefault(code, {
             "code": code, "severity": "error", "confidence": "low",
             "summary": f"guessed from the kubelet's event: {code}",
-            "blamed": [], "evidence": [], "pods": [], "plan": {"actions": []},
+            "blamed": [workload_of(namespace, involved.get("name", ""))],
+            "evidence": [], "pods": [], "plan": {"actions": []},
         })
         finding["evidence"].append(message[:300])
         container = (pod["spec"].get("containers") or [{}])[0]

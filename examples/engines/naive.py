@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A minimal engine for pullproof's contract: it reads the failing pods' waiting messages from
 the cluster dump and guesses a cause from the message alone, with no Azure evidence and no fix.
+It can only blame the failing workload.
 
 pullproof runs it as:  pullproof run --engine-cmd 'python3 examples/engines/naive.py'
 Inputs arrive in PULLPROOF_* environment variables; the report goes to stdout and follows
@@ -20,6 +21,12 @@ GUESSES = [  # (text in the message, finding code)
     ("i/o timeout", "VNET_PEERING_MISSING"),
     ("401 Unauthorized", "ACR_PULL_ROLE_MISSING"),
 ]
+
+
+def workload_of(namespace, pod_name):
+    """The Deployment that owns a pod, from its name (`web-78859bdb5c-4x62f` -> `NS/web`): the
+    one resource a message-only engine can blame."""
+    return {"kind": "Deployment", "id": f"{namespace}/{pod_name.rsplit('-', 2)[0]}"}
 
 
 def waiting_messages(dump_dir):
@@ -42,7 +49,8 @@ def main():
         finding = findings.setdefault(code, {
             "code": code, "severity": "error", "confidence": "low",
             "summary": f"guessed from the message text: {code}",
-            "blamed": [], "evidence": [], "pods": [], "plan": {"actions": []},
+            "blamed": [workload_of(meta.get("namespace", ""), meta.get("name", ""))],
+            "evidence": [], "pods": [], "plan": {"actions": []},
         })
         finding["evidence"].append(message[:300])
         finding["pods"].append({"namespace": meta.get("namespace", ""), "name": meta.get("name", ""),

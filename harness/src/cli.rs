@@ -43,6 +43,10 @@ enum Command {
         /// (KUBECONFIG, the emulator), and wait: Ctrl-C or `pullproof down` removes it.
         #[arg(long)]
         keep: bool,
+        /// The unprivileged user `--engine-cmd` runs as, in a folder of its own (`root`: the
+        /// harness's own user, which can read every world's files).
+        #[arg(long, env = "PULLPROOF_ENGINE_USER", default_value = "nobody")]
+        engine_user: String,
     },
     /// Remove a world kept with `run --keep` (or an orphaned one): the only run, or RUNID.
     Down {
@@ -161,8 +165,8 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command, layout: &Layout) -> Result<ExitCode, Vec<Diagnostic>> {
     match command {
-        Command::Run { select, backend, parallel, report_dir, engine_cmd, keep } => {
-            let how = RunHow { parallel, keep };
+        Command::Run { select, backend, parallel, report_dir, engine_cmd, keep, engine_user } => {
+            let how = RunHow { parallel, keep, engine_user };
             match engine_cmd {
                 None => {
                     run_scenarios(layout, select, backend.into(), how, &report_dir, pullproof::run::Pulldoctor, false)
@@ -429,6 +433,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
 struct RunHow {
     parallel: usize,
     keep: bool,
+    engine_user: String,
 }
 
 /// `pullproof down`: asks the owner of a kept world to remove it (SIGTERM, as Ctrl-C), and
@@ -497,7 +502,26 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
                 .hint(format!("`pullproof plan NAME --backend {backend} --requests` shows what it would do")),
         ]);
     }
-    let host = pullproof::backend::host::HostBackend::default();
+    use pullproof::backend::host::{EngineUser, HostBackend, HostOptions};
+    let engine_user = match how.engine_user.as_str() {
+        "root" | "" => None,
+        name => Some(EngineUser::lookup(name).ok_or_else(|| {
+            vec![
+                Diagnostic::new(format!("--engine-user `{name}`: no such unprivileged user on this machine"))
+                    .hint("name an existing user other than root (e.g. nobody), or `root` to run engines as yourself"),
+            ]
+        })?),
+    };
+    if let Some(user) = engine_user
+        && !user.can_reach(&layout.scenarios)
+    {
+        eprintln!(
+            "warning: {} is not reachable by --engine-user {}: an engine kept in the project cannot start (move the checkout, or pass --engine-user root)",
+            layout.scenarios.display(),
+            how.engine_user
+        );
+    }
+    let host = HostBackend::new(HostOptions { engine_user, ..HostOptions::default() });
     pullproof::backend::host::preflight(&host.options).map_err(|e| vec![Diagnostic::new(e.to_string())])?;
     for o in pullproof::backend::host::lease::orphans() {
         eprintln!(
@@ -507,7 +531,7 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
             o.run_dir.display()
         );
     }
-    let RunHow { parallel, keep } = how;
+    let RunHow { parallel, keep, .. } = how;
     let rt = runtime()?;
     let total = entries.len();
     let record = rt.block_on(async move {

@@ -73,6 +73,8 @@ impl World for FakeWorld {
     }
     async fn engine_input(&mut self) -> Result<EngineInput, BackendError> {
         Ok(EngineInput {
+            dir: None,
+            run_as: None,
             kubeconfig: None,
             dump_dir: PathBuf::new(),
             inventory: PathBuf::new(),

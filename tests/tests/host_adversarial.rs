@@ -8,7 +8,7 @@ use pullproof::run::{Conformance, RemediationVerdict, Status};
 
 mod grading;
 mod leftovers;
-use grading::{grade, root};
+use grading::{grade, grade_as, root};
 
 fn engine(name: &str) -> String {
     format!("python3 {}", root().join("examples/engines/adversarial").join(name).display())
@@ -21,13 +21,22 @@ fn host_a_message_guesser_never_gets_a_remediation_counted() {
     let proposed = ["image-tag-not-found", "route-table-blackhole"];
     let Some(run) = grade(engine("guesser.py"), &proposed, MINUTE) else { return };
     let c = Conformance::of(&run);
+    let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
+    let status = |name: &str| run.scenarios.iter().find(|s| s.scenario == name).unwrap().status;
+    // The right code from the message text, blaming the workload: right for a bad tag...
+    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}");
+    // ...but "look into it" is not a fix, and nothing was applied on its behalf.
+    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::Wrong), "{c:?}");
+    assert_eq!(status("image-tag-not-found"), Status::FailedRemediation);
+    // A dropped route is not the workload's fault.
+    assert_eq!(row("route-table-blackhole").detection, Detection::DetectedWrongResource, "{c:?}");
+    assert_eq!(status("route-table-blackhole"), Status::FailedDetection);
     for r in &c.rows {
-        // It names the right code from the message text...
-        assert_eq!(r.detection, Detection::Detected, "{c:?}");
-        // ...but "look into it" is not a fix, and nothing was applied on its behalf.
-        assert_eq!(r.remediation, Some(RemediationVerdict::Wrong), "{}: {c:?}", r.scenario);
+        assert!(
+            !matches!(r.remediation, Some(RemediationVerdict::Verified | RemediationVerdict::MatchesInverse)),
+            "{c:?}"
+        );
     }
-    assert!(run.scenarios.iter().all(|s| s.status == Status::FailedRemediation), "{:#?}", run.scenarios);
 }
 
 #[test]
@@ -67,4 +76,30 @@ fn host_an_engine_that_crashes_or_hangs_is_engine_failed() {
         assert_eq!(c.recall, Some(0.0));
         assert_eq!(run.scenarios[0].status, Status::FailedDetection);
     }
+}
+
+#[test]
+fn host_an_engine_that_writes_to_azure_is_refused_and_the_attempt_recorded() {
+    // pull-secret-sp-invalid's inventory holds an application, so both ARM and Graph are tried.
+    // Run unprivileged, it also tries to read the world's files beside its own folder, and
+    // fails (exit 4) if it can.
+    let (_, isolated) = grading::options();
+    let command = format!("{}{}", engine("arm-writer.py"), if isolated { " --expect-isolated" } else { "" });
+    let Some((run, _)) = grade_as(command, &["pull-secret-sp-invalid"], MINUTE) else { return };
+    let s = &run.scenarios[0];
+    assert!(
+        s.refused.iter().any(|r| r.starts_with("ARM PATCH ") && r.contains("AuthorizationFailed")),
+        "{:?}",
+        s.refused
+    );
+    assert!(
+        s.refused.iter().any(|r| r.starts_with("Graph POST ") && r.contains("Authorization_RequestDenied")),
+        "{:?}",
+        s.refused
+    );
+    // It diagnosed nothing (a miss, not an engine failure: it could read none of the world's
+    // files), and the world was never its to change: the scenario still ran to its end
+    // (revert and cleanup verified by the leftovers check).
+    assert_eq!(s.status, Status::FailedDetection, "{}", s.reason);
+    assert!(!s.grade.as_ref().unwrap().engine_failed, "{}", s.reason);
 }

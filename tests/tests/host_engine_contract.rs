@@ -47,14 +47,15 @@ fn host_naive_engine_gets_an_honest_grade() {
     let c = Conformance::of(&run);
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
     assert_eq!(row("healthy-baseline").detection, Detection::Detected);
-    assert_eq!(row("acrpull-role-missing").detection, Detection::Detected);
+    // The right code, but a missing role is not the workload's fault.
+    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource);
     // A 401 alone does not say whose identity is broken: the naive guess is the wrong code.
     assert_eq!(row("kubelet-identity-removed").detection, Detection::WrongCode);
     // 403 without Azure evidence: firewall guessed, DNS was the cause.
     assert_eq!(row("private-dns-missing").detection, Detection::WrongCode);
     assert_eq!(row("image-tag-not-found").detection, Detection::Detected);
-    // Right code, but no plan: nothing to remediate with.
-    assert_eq!(row("acrpull-role-missing").remediation, Some(RemediationVerdict::None));
+    // Right code and resource, but no plan: nothing to remediate with.
+    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::None));
     let (precision, recall) = (c.precision.unwrap(), c.recall.unwrap());
     assert!(precision < 1.0 && recall < 1.0, "{c:?}");
     assert!((recall - 2.0 / 4.0).abs() < 1e-9, "{c:?}");
@@ -66,8 +67,9 @@ fn host_an_engine_reads_the_kubelets_events_live_through_its_kubeconfig() {
     let Some(run) = grade(format!("python3 {}", script.display())) else { return };
     let c = Conformance::of(&run);
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
-    // The kubelet's own Failed events, read with the engine's read-only kubeconfig.
-    assert_eq!(row("acrpull-role-missing").detection, Detection::Detected, "{c:?}");
+    // The kubelet's own Failed events, read with the engine's read-only kubeconfig (blaming
+    // the workload, which is right only for a bad tag).
+    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource, "{c:?}");
     assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}");
     assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{c:?}");
 }

@@ -2,6 +2,7 @@
 //! generic resource lifecycle (PUT/PATCH/GET/DELETE/list), with per-provider rules in the
 //! submodules.
 
+mod access;
 mod authorization;
 pub(crate) mod catalog;
 mod compute;
@@ -165,6 +166,21 @@ fn dispatch(
     body: &[u8],
 ) -> Result<Response, ArmFailure> {
     let caller = authenticate(cp, headers)?;
+    if cp.read(|s| s.directory.is_reader_principal(&caller)) {
+        let action = access::action_of(method, uri.path());
+        if !access::reader_allows(&action) {
+            let scope = uri.path();
+            tracing::info!(%caller, %action, "a read-only identity was refused");
+            cp.record_refusal(format!("ARM {method} {scope}: {action} (AuthorizationFailed)"));
+            return Err(ArmFailure::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                format!(
+                    "The client '{caller}' with object id '{caller}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
+                ),
+            ));
+        }
+    }
     let query = Query::<Vec<(String, String)>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
     let target = path::parse(uri.path(), method)?;
     if let Some(sub) = target.subscription()

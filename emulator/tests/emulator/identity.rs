@@ -2,8 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use azure_model::api_version;
 use pullproof_emulator::{Clock, EmulatorConfig};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::Duration;
 
@@ -270,4 +271,67 @@ async fn imds_plain_http_listener() {
     assert_eq!(body["error_description"], "Required metadata header not specified");
     let resp = plain.get(format!("http://{addr}/subscriptions")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "only IMDS is served in plain HTTP");
+}
+
+#[tokio::test]
+async fn a_reader_identity_reads_and_every_write_is_refused_as_azure_refuses_it() {
+    let w = World::start().await;
+    let rg = w.rg("rg-reader");
+    w.ok_put(&rg, api_version::RESOURCES, json!({ "location": "westeurope" })).await;
+    let reader = w.emu.create_reader("an-engine").expect("reader");
+    let arm_token =
+        w.client_token(&reader.client_id, reader.client_secret.expose(), "https://management.azure.com/.default").await;
+    let graph_token =
+        w.client_token(&reader.client_id, reader.client_secret.expose(), "https://graph.microsoft.com/.default").await;
+    let call = |method: Method, path: String, token: &str, body: Option<Value>| {
+        let mut req = w.client.request(method, w.url(&path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { json_of(req.send().await.expect("request")).await }
+    };
+    // Reads pass.
+    let (status, body) =
+        call(Method::GET, format!("{rg}?api-version={}", api_version::RESOURCES), &arm_token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A write is refused with Azure's code and message, naming the action and the scope.
+    let (status, body) = call(
+        Method::PATCH,
+        format!("{rg}?api-version={}", api_version::RESOURCES),
+        &arm_token,
+        Some(json!({ "tags": { "a": "b" } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "AuthorizationFailed");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("'Microsoft.Resources/subscriptions/resourceGroups/write'") && message.contains(&rg),
+        "{message}"
+    );
+    // Actions are not reads either.
+    let (status, _) =
+        call(Method::DELETE, format!("{rg}?api-version={}", api_version::RESOURCES), &arm_token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, group) = w.get(&rg, api_version::RESOURCES).await;
+    assert!(group["tags"].get("a").is_none(), "the refused write changed nothing: {group}");
+    // Graph: reads pass, writes are denied.
+    let (status, _) = call(Method::GET, "/v1.0/applications".into(), &graph_token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let app = w.emu.create_application("someone-else").expect("app");
+    let (status, body) = call(
+        Method::POST,
+        format!("/v1.0/applications(appId='{}')/addPassword", app.client_id),
+        &graph_token,
+        Some(json!({ "passwordCredential": { "displayName": "mine" } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    // Both attempts are on record; the reader itself is not exported.
+    let refusals = w.emu.refusals();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals[0].starts_with("ARM PATCH ") && refusals[2].starts_with("Graph POST "), "{refusals:?}");
+    let exported = w.emu.export();
+    assert!(exported.applications.iter().all(|a| a.display_name.as_deref() != Some("an-engine")));
 }

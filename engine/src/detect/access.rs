@@ -54,8 +54,9 @@ pub(crate) fn role_name(inv: &Inventory, ra: &Assignment) -> String {
         .unwrap_or_else(|| format!("role {guid}"))
 }
 
-/// (legacy pull, ABAC pull) a role grants, or `None` when the role is unknown.
-fn role_pull(inv: &Inventory, guid: &str) -> Option<(bool, bool)> {
+/// (legacy pull, ABAC pull) a role grants, or `None` when the role is unknown (neither built
+/// in nor among the inventory's role definitions).
+pub fn role_pull(inv: &Inventory, guid: &str) -> Option<(bool, bool)> {
     if let Some(r) = known_role(guid) {
         return Some((r.grants_legacy_pull(), r.grants_abac_pull()));
     }

@@ -12,6 +12,7 @@
 //! the synthetic AKS + ACR worlds behind `fixtures/evidence`.
 
 mod access;
+pub use access::role_pull;
 mod candidates;
 mod identity;
 mod image;
@@ -19,6 +20,7 @@ mod network;
 mod platform;
 mod pull_secret;
 mod reach;
+pub mod route;
 mod support;
 #[cfg(test)]
 mod world;

@@ -425,7 +425,11 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
     // Route table on the node subnet.
     if let Some(table) = route_table {
         for dst in &destinations {
-            if let Some(route) = effective_route(&table.properties, *dst).filter(|r| r.properties.is_blackhole()) {
+            let system = system_prefixes(ctx, &place.vnet_id);
+            let chosen = super::route::select(&table.properties, &system, *dst);
+            if let super::route::Selected::User(route) = chosen
+                && chosen.drops()
+            {
                 let route_id = route.id.clone().unwrap_or_else(|| format!("{}/routes/{}", table.id, route.name));
                 let in_vnet = cidr_in_vnet(ctx, &place.vnet_id, *dst);
                 let public = !is_private(*dst);
@@ -490,6 +494,23 @@ fn cidr_in_vnet(ctx: &Context<'_>, vnet_id: &str, ip: IpAddr) -> bool {
         .azure
         .virtual_network(vnet_id)
         .is_some_and(|v| v.properties.address_space.address_prefixes.iter().any(|p| cidr_contains(p, ip)))
+}
+
+/// The node subnet's system route prefixes: its VNet's and connected peered VNets' address
+/// spaces, and the default route.
+fn system_prefixes(ctx: &Context<'_>, vnet_id: &str) -> Vec<String> {
+    let inv = &ctx.evidence.azure;
+    let mut out: Vec<String> =
+        inv.virtual_network(vnet_id).map(|v| v.properties.address_space.address_prefixes.clone()).unwrap_or_default();
+    for (_, p) in inv.peerings_of(vnet_id) {
+        if p.is_connected()
+            && let Some(remote) = inv.virtual_network(&p.remote_virtual_network.id)
+        {
+            out.extend(remote.properties.address_space.address_prefixes.iter().cloned());
+        }
+    }
+    out.push("0.0.0.0/0".into());
+    out
 }
 
 /// The address space the `VirtualNetwork` service tag stands for, seen from `vnet_id`: its own

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Adversarial engine: guesses the cause from the kubelet's message alone and proposes a fix in
-prose ("look into it"), with no typed change. pullproof must never count such a proposal as a
-remediation: its grade on `remediation: proposed` scenarios is `wrong`, never `verified` or
-`matches-inverse`.
+"""Adversarial engine: guesses the cause from the kubelet's message alone, blames the failing
+workload (its Deployment, from the pod's name), and proposes a fix in prose ("look into it"),
+with no typed change. pullproof must never count such a proposal as a remediation: on
+`remediation: proposed` scenarios it gets `wrong`, never `verified` or `matches-inverse`; where the
+fault is in Azure (a route) blaming the workload is `detected_wrong_resource`.
 """
 import os
 import sys
@@ -25,9 +26,13 @@ def main():
     for meta, status, message in waiting_messages(os.environ["PULLPROOF_DUMP_DIR"]):
         code = next((c for text, c in GUESSES if text in message), None)
         if code:
+            # web-78859bdb5c-4x62f -> web: the Deployment that owns the pod's ReplicaSet.
+            deployment = meta.get("name", "").rsplit("-", 2)[0]
+            workload = f"{meta.get('namespace', '')}/{deployment}"
             findings.setdefault(code, {
                 "code": code, "severity": "error", "confidence": "high",
-                "summary": f"the message says so: {code}", "blamed": [], "evidence": [message[:200]],
+                "summary": f"the message says so: {code}",
+                "blamed": [{"kind": "Deployment", "id": workload}], "evidence": [message[:200]],
                 "pods": [], "plan": {"actions": [
                     {"action": "manual", "description": "look into it", "commands": []}]},
             })

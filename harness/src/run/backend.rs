@@ -27,6 +27,11 @@ pub enum Health {
 /// What an engine gets to diagnose a world. `Debug` hides the tokens.
 #[derive(Clone)]
 pub struct EngineInput {
+    /// The engine's own folder: its inputs, `bin/kubectl`, and its `HOME`. Nothing of the
+    /// world's is readable from it.
+    pub dir: Option<PathBuf>,
+    /// The unprivileged user and group external engines run as (`None`: the harness's own).
+    pub run_as: Option<(u32, u32)>,
     /// A `kubectl cluster-info dump --output-directory` directory.
     pub dump_dir: PathBuf,
     /// A kubeconfig with read access to the namespace and the nodes, for engines that read
@@ -59,6 +64,8 @@ pub struct EngineInput {
 impl std::fmt::Debug for EngineInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineInput")
+            .field("dir", &self.dir)
+            .field("run_as", &self.run_as)
             .field("dump_dir", &self.dump_dir)
             .field("kubeconfig", &self.kubeconfig)
             .field("inventory", &self.inventory)
@@ -125,6 +132,11 @@ pub trait World: Send {
     ) -> impl Future<Output = Result<String, BackendError>> + Send {
         let kind = super::super::scenario::ActionKind::of(action);
         async move { Err(BackendError::new(format!("this backend cannot apply a proposed {kind:?} action"))) }
+    }
+    /// Requests the engine's identity made and was refused (writes to ARM or Graph), as the
+    /// backend saw them.
+    fn engine_refusals(&self) -> Vec<String> {
+        Vec::new()
     }
     /// What `fault` touched, as a finding would blame it: ARM ids (the changed resource, its
     /// parent, a role assignment's scope and principal) and `namespace/name` for Kubernetes

@@ -139,6 +139,7 @@ mod tests {
             grade,
             observed: None,
             remediation: None,
+            refused: vec![],
             artifacts: None,
             millis: 10,
         }

@@ -171,6 +171,13 @@ impl Engine for External {
                     cmd.env(name, v);
                 }
             }
+            if let Some(dir) = &input.dir {
+                let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+                cmd.current_dir(dir).env("HOME", dir).env("PATH", format!("{}:{path}", dir.join("bin").display()));
+            }
+            if let Some((uid, gid)) = input.run_as {
+                cmd.uid(uid).gid(gid);
+            }
             if !input.registry_addresses.is_empty() {
                 let list: Vec<String> = input.registry_addresses.iter().map(|(l, a)| format!("{l}={a}")).collect();
                 cmd.env("PULLPROOF_REGISTRY_ADDRESSES", list.join(","));

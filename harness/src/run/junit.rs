@@ -101,6 +101,7 @@ mod tests {
             grade: None,
             observed: None,
             remediation: None,
+            refused: vec![],
             artifacts: None,
             millis: 1500,
         };

@@ -142,6 +142,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             grade,
             observed,
             remediation,
+            refused: Vec::new(),
             artifacts,
             millis: millis(started.elapsed()),
         }
@@ -179,6 +180,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
     let mut grade = None;
     let mut observed = None;
     let mut verdict = None;
+    let mut refused = Vec::new();
     // The engine's report, kept for the artifacts of a failed run.
     let mut engine_report: Option<String> = None;
     let mut fault_live = false;
@@ -264,10 +266,12 @@ pub async fn run_scenario<B: Backend, E: Engine>(
                 rec.push(Phase::Diagnose, PhaseOutcome::Failed, t, Some(b.diagnose), e.clone());
                 (status, reason) = (Status::FailedDetection, format!("the engine failed: {e}"));
                 grade = Some(Grade::engine_failed(&s.expect.findings, millis(t.elapsed())));
+                refused = world.engine_refusals();
                 break 'phases;
             }
         };
         engine_report = serde_json::to_string_pretty(&report).ok();
+        refused = world.engine_refusals();
         let g = Grade::new(&s.expect.findings, &s.expect.forbid, &report.codes(), millis(t.elapsed()));
         let detail = format!("reported [{}]", g.reported.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
         if !g.is_exact() {
@@ -477,7 +481,9 @@ pub async fn run_scenario<B: Backend, E: Engine>(
             }
         }
     }
-    record(status, reason, rec, grade, observed, verdict, artifacts)
+    let mut done = record(status, reason, rec, grade, observed, verdict, artifacts);
+    done.refused = refused;
+    done
 }
 
 fn codes(c: &[pulldoctor::FindingCode]) -> String {

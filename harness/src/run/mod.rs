@@ -136,6 +136,7 @@ fn skipped(entry: &Entry, backend: crate::scenario::BackendKind, why: &str) -> S
         grade: None,
         observed: None,
         remediation: None,
+        refused: vec![],
         artifacts: None,
         millis: 0,
     }

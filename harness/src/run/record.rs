@@ -222,6 +222,10 @@ pub struct ScenarioRecord {
     /// How the engine's remediation was judged, when the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<RemediationVerdict>,
+    /// Requests the engine made with its read-only identity and was refused (it tried to
+    /// change the world itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
     /// Where artifacts were kept (failures only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,

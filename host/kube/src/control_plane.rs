@@ -141,6 +141,12 @@ impl ControlPlane {
         let dir = config.dir.join("control-plane");
         let pki_dir = dir.join("pki");
         std::fs::create_dir_all(&pki_dir).map_err(io(format!("create {}", pki_dir.display())))?;
+        // Keys, etcd data and the admin kubeconfig: the owner's alone.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(format!("chmod {}", dir.display())))?;
+        }
         let pki = ClusterPki::generate()?;
         let ca_file = pki.write_ca(&pki_dir)?;
         let sa = pki.write_service_account_key(&pki_dir)?;
@@ -332,15 +338,14 @@ impl ControlPlane {
     ) -> Result<PathBuf, ControlPlaneError> {
         std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
         let client: CertFiles = self.pki.client(user, group)?.write(dir, name)?;
+        // The cluster CA beside it: the kubeconfig's owner may not reach the control plane's
+        // folder (an engine's unprivileged user cannot).
+        let ca_file = dir.join(format!("{name}-ca.crt"));
+        std::fs::copy(&self.ca_file, &ca_file).map_err(io(format!("copy the CA to {}", ca_file.display())))?;
         let path = dir.join(format!("{name}.kubeconfig"));
-        Kubeconfig {
-            server: server.to_string(),
-            ca_file: self.ca_file.clone(),
-            client,
-            namespace: namespace.map(str::to_string),
-        }
-        .write(&path, "pullproof", user)
-        .map_err(io(format!("write {}", path.display())))?;
+        Kubeconfig { server: server.to_string(), ca_file, client, namespace: namespace.map(str::to_string) }
+            .write(&path, "pullproof", user)
+            .map_err(io(format!("write {}", path.display())))?;
         Ok(path)
     }
 

@@ -31,7 +31,8 @@ pub use dns::{DnsServer, DnsView};
 pub use error::{Error, Result};
 pub use netns::{NAME_PREFIX, NETNS_DIR, NetNs, STATE_DIR, list, new_runid, ns_name, sweep};
 pub use topology::{
-    EndpointSpec, Flow, InternetAccess, NodeSpec, Policy, PublicSpec, Topology, TopologySpec, VnetSpec,
+    EndpointSpec, Flow, InternetAccess, NodeSpec, Policy, PublicSpec, RouteEntry, RouteFate, RouteOrigin, Topology,
+    TopologySpec, VnetSpec,
 };
 
 /// Azure's virtual public IP, the VNet DNS resolver every VM is given.

@@ -237,13 +237,46 @@ pub enum InternetAccess {
 /// VNets is dropped silently (clients see a real `i/o timeout`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Private flows that pass (peering connected both ways, no NSG deny, no blackhole route).
+    /// Private flows that pass (peering connected both ways, no NSG deny).
     pub allowed: Vec<Flow>,
     /// Private flows answered with ICMP net-unreachable (`connect: network is unreachable`). These win
     /// over `allowed`.
     pub unreachable: Vec<Flow>,
     /// Node to public addresses.
     pub internet: InternetAccess,
+    /// The routes of the node's subnet (system and user-defined), realised as the router's
+    /// routing table for traffic from the node: the kernel's longest-prefix match decides which
+    /// applies, and a `Drop` route discards the packet silently (Azure's next hop `None`).
+    pub routes: Vec<RouteEntry>,
+}
+
+/// One route of the node's subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// Destination prefix.
+    pub prefix: Ipv4Net,
+    /// What happens to matching packets.
+    pub fate: RouteFate,
+    /// Who made it: at equal prefix length a user-defined route wins over a system route.
+    pub origin: RouteOrigin,
+}
+
+/// What a route does with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteFate {
+    /// Forwarded on (VNet, peering, gateway, appliance, internet).
+    Forward,
+    /// Discarded (next hop `None`).
+    Drop,
+}
+
+/// Where a route comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteOrigin {
+    /// Azure's own (VNet address space, peerings, default route).
+    System,
+    /// A route table's.
+    User,
 }
 
 impl Policy {
@@ -257,6 +290,8 @@ const NODE_IF: &str = "eth0";
 const ROUTER_NODE_IF: &str = "n0";
 const INET_IF: &str = "inet0";
 const TABLE: &str = "pullproof";
+/// The router's routing table for packets from the node (the node subnet's effective routes).
+const NODE_ROUTES: u32 = 100;
 
 /// The router's and registry's link for one VNet holding endpoints.
 #[derive(Debug, Clone)]
@@ -372,6 +407,9 @@ impl Topology {
         ] {
             ns.set_sysctl(key, value)?;
         }
+        // Packets from the node consult the node subnet's routes first; `throw` falls through
+        // to the main table (forwarding), `blackhole` discards.
+        r += &format!("rule add iif {ROUTER_NODE_IF} lookup {NODE_ROUTES} pref 100\n");
         router.ip_batch(&r)?;
         // Answer ARP on the node's link for everything the router routes elsewhere (endpoints in the
         // node's own subnet included), without the default random delay of up to 0.8 s.
@@ -473,10 +511,32 @@ impl Topology {
         s
     }
 
+    /// The `ip -batch` script that replaces the node's routing table with `policy.routes`:
+    /// user routes at metric 0, system routes at metric 10 (so a user route wins only at equal
+    /// prefix length, as in Azure), and the kernel's longest-prefix match decides.
+    pub fn route_script(policy: &Policy) -> String {
+        // A placeholder route makes the flush succeed on an empty table; it is flushed too.
+        let mut s = format!("route replace unreachable 255.255.255.255/32 table {NODE_ROUTES}\n");
+        s += &format!("route flush table {NODE_ROUTES}\n");
+        for r in &policy.routes {
+            let kind = match r.fate {
+                RouteFate::Forward => "throw",
+                RouteFate::Drop => "blackhole",
+            };
+            let metric = match r.origin {
+                RouteOrigin::User => 0,
+                RouteOrigin::System => 10,
+            };
+            s += &format!("route replace {kind} {} table {NODE_ROUTES} metric {metric}\n", r.prefix.trunc());
+        }
+        s
+    }
+
     /// Atomically replaces the router's `inet pullproof` table with one enforcing `policy`.
     pub fn apply(&self, policy: &Policy) -> Result<()> {
         let started = Instant::now();
         self.router.nft(&self.ruleset(policy))?;
+        self.router.ip_batch(&Self::route_script(policy))?;
         tracing::debug!(
             runid = %self.runid,
             allowed = policy.allowed.len(),

@@ -23,7 +23,24 @@ pub fn target_bin(name: &str) -> PathBuf {
 /// Runs `command` through the engine contract on the scenarios `names`; `None` when the host
 /// backend cannot run here and `PULLPROOF_SKIP_HOST_TESTS=1` says to skip.
 pub fn grade(command: String, names: &[&str], timeout: std::time::Duration) -> Option<RunRecord> {
-    let options = HostOptions::default();
+    grade_as(command, names, timeout).map(|(run, _)| run)
+}
+
+/// Whether engines run as an unprivileged user here: `nobody` exists and can reach the
+/// checkout (a checkout under a private home cannot be; engines then run as root, said loudly).
+pub fn options() -> (HostOptions, bool) {
+    let mut options = HostOptions::default();
+    let isolated = options.engine_user.is_some_and(|u| u.can_reach(&root().join("examples")));
+    if !isolated {
+        eprintln!("NOTE: engines run as root here: `nobody` cannot reach {}", root().display());
+        options.engine_user = None;
+    }
+    (options, isolated)
+}
+
+/// [`grade`], and whether the engine ran as an unprivileged user.
+pub fn grade_as(command: String, names: &[&str], timeout: std::time::Duration) -> Option<(RunRecord, bool)> {
+    let (options, isolated) = options();
     if let Err(e) = preflight(&options) {
         assert!(
             std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() == Ok("1"),
@@ -49,5 +66,5 @@ pub fn grade(command: String, names: &[&str], timeout: std::time::Duration) -> O
     ));
     let left = Leftovers::now().new_since(&before);
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
-    Some(run)
+    Some((run, isolated))
 }

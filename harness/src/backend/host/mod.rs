@@ -58,12 +58,83 @@ pub struct HostOptions {
     pub components: Components,
     /// Where each run's files go (a `pullproof-RUNID` folder is made inside).
     pub work_dir: PathBuf,
+    /// The unprivileged user external engines run as, in a directory of their own; `None`: as
+    /// the harness's own user. Default: `nobody`, where it exists.
+    pub engine_user: Option<EngineUser>,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        Self { components: Components::pinned(), work_dir: std::env::temp_dir() }
+        Self {
+            components: Components::pinned(),
+            work_dir: std::env::temp_dir(),
+            engine_user: EngineUser::lookup("nobody"),
+        }
     }
+}
+
+/// A local user an engine runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineUser {
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+}
+
+impl EngineUser {
+    /// The user called `name`, if the system knows it.
+    pub fn lookup(name: &str) -> Option<Self> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: getpwnam reads the password database and returns a pointer to static storage
+        // (or null); it is read at once, before any other call could reuse it.
+        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+        if pw.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, per getpwnam's contract it points to a valid passwd record.
+        let pw = unsafe { &*pw };
+        (pw.pw_uid != 0).then_some(Self { uid: pw.pw_uid, gid: pw.pw_gid })
+    }
+
+    /// Whether this user can walk to `path` (every folder on the way searchable by it): an
+    /// engine kept in a home it cannot enter could not even start.
+    pub fn can_reach(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        path.ancestors().all(|dir| {
+            let Ok(m) = std::fs::metadata(dir) else { return false };
+            if !m.is_dir() {
+                return true;
+            }
+            let bit = if m.uid() == self.uid {
+                0o100
+            } else if m.gid() == self.gid {
+                0o010
+            } else {
+                0o001
+            };
+            m.mode() & bit != 0
+        })
+    }
+}
+
+/// Sets `path`'s mode.
+fn chmod(path: &Path, mode: u32) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| BackendError::new(format!("chmod {}: {e}", path.display())))
+}
+
+/// Gives `dir` and everything in it to `user`.
+fn chown_tree(dir: &Path, user: EngineUser) -> Result<(), BackendError> {
+    let fail = |e: std::io::Error| BackendError::new(format!("chown {}: {e}", dir.display()));
+    std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid)).map_err(fail)?;
+    if dir.is_dir() && !dir.is_symlink() {
+        for entry in std::fs::read_dir(dir).map_err(fail)? {
+            chown_tree(&entry.map_err(fail)?.path(), user)?;
+        }
+    }
+    Ok(())
 }
 
 /// Why the host backend cannot run here, if it cannot.
@@ -144,6 +215,8 @@ impl HostBackend {
         }
         let dir = self.run_dir();
         std::fs::create_dir_all(&dir).map_err(|e| err("run folder")(e2s(e)))?;
+        // Others may pass through (to an engine's own folder) but list nothing.
+        chmod(&dir, 0o711)?;
         // Claim the folder before anything starts in it, so `pullproof clean` can reclaim it if
         // this process is killed.
         self.update_lease(|_| {})?;
@@ -160,7 +233,14 @@ pub struct HostWorld {
     dir: PathBuf,
     emulator: Option<RunningEmulator>,
     exec: Executor,
-    tokens: Arc<ClientCredentials>,
+    /// The engine's own folder (outside the world's, which it cannot read).
+    engine_dir: PathBuf,
+    /// Who external engines run as.
+    engine_user: Option<EngineUser>,
+    /// The engine's own identity: Reader on the subscription, Graph read, pull on registries
+    /// (an engine that tries to write is refused, as on Azure).
+    engine_identity: pullproof_emulator::ClientCredentials,
+    engine_tokens: Arc<ClientCredentials>,
     http: reqwest::Client,
     topology: Option<Arc<Topology>>,
     dns: Option<Arc<DnsServer>>,
@@ -208,6 +288,9 @@ impl Backend for HostBackend {
         self.update_lease(|l| l.netns_runids.push(runid.clone()))?;
         let dir = self.run_dir().join(&entry.scenario.name);
         std::fs::create_dir_all(&dir).map_err(|e| err("work dir")(e2s(e)))?;
+        // The world's logs, credentials and kubeconfigs are the harness's alone.
+        chmod(&dir, 0o700)?;
+        let engine_dir = self.run_dir().join("engines").join(&entry.scenario.name);
         let login = b.registry.login_server();
 
         // Control plane.
@@ -241,6 +324,13 @@ impl Backend for HostBackend {
             .token_source(tokens.clone())
             .build()
             .map_err(|e| err("Graph client")(e2s(e)))?;
+        let engine_identity = emulator.create_reader("pullproof-engine").map_err(|e| err("engine identity")(e2s(e)))?;
+        let engine_tokens = ClientCredentials::new(
+            http.clone(),
+            format!("{}/{}/oauth2/v2.0/token", emulator.base_url, emulator.tenant_id()),
+            engine_identity.client_id.clone(),
+            engine_identity.client_secret.expose().to_string(),
+        );
         let mut exec = Executor::new(arm, graph);
         exec.run_all(&crate::arm::provision::provision(&b, &world))
             .await
@@ -253,7 +343,8 @@ impl Backend for HostBackend {
             dir: dir.clone(),
             emulator: Some(emulator),
             exec,
-            tokens,
+            engine_identity,
+            engine_tokens,
             http,
             topology: None,
             dns: None,
@@ -270,6 +361,8 @@ impl Backend for HostBackend {
             operator_registry: None,
             learned: vec![],
             recovery: entry.scenario.expect.recovery,
+            engine_dir,
+            engine_user: self.options.engine_user,
         };
         // From here on, a failure tears down what was built.
         match w.bring_up(&runid).await {
@@ -744,7 +837,7 @@ impl HostWorld {
         let ns = &self.baseline.workload.namespace;
         let cp = self.cluster.control_plane();
         cp.kubeconfig_for(
-            &self.dir.join("engine"),
+            &self.engine_dir,
             "engine",
             &cluster::engine_user(ns),
             None,
@@ -868,22 +961,43 @@ impl crate::run::World for HostWorld {
 
     async fn engine_input(&mut self) -> Result<EngineInput, BackendError> {
         let ns = self.baseline.workload.namespace.clone();
+        // A fresh folder of the engine's own, holding only its inputs.
+        let _ = std::fs::remove_dir_all(&self.engine_dir);
+        std::fs::create_dir_all(&self.engine_dir).map_err(|e| err("engine folder")(e2s(e)))?;
+        if let Some(parent) = self.engine_dir.parent() {
+            chmod(parent, 0o711)?;
+        }
         let kubeconfig = self.engine_kubeconfig()?;
-        let dump = self.dir.join("dump");
+        let dump = self.engine_dir.join("dump");
         cluster::dump(&self.cluster.components.kubectl(), &kubeconfig, &ns, &dump).await?;
-        let inventory = self.dir.join("azure.inventory.json");
+        let inventory = self.engine_dir.join("azure.inventory.json");
         // What a user can export: ARM bodies and Graph objects. Never the harness's own record
         // of what it pushed: an engine reads registry content from the registry.
         let mut export = self.emulator().export();
         export.registry_content.clear();
         std::fs::write(&inventory, export.to_json()).map_err(|e| err("inventory")(e2s(e)))?;
-        let ca = self.dir.join("emulator-ca.pem");
+        let ca = self.engine_dir.join("emulator-ca.pem");
         std::fs::write(&ca, &self.emulator().ca_pem).map_err(|e| err("CA")(e2s(e)))?;
+        // The pinned kubectl, reachable by the engine's user (the cache may be under a home
+        // it cannot enter): a hard link where the file system allows, else a copy.
+        let bin = self.engine_dir.join("bin");
+        std::fs::create_dir_all(&bin).map_err(|e| err("engine bin")(e2s(e)))?;
+        let kubectl = self.cluster.components.kubectl();
+        if std::fs::hard_link(&kubectl, bin.join("kubectl")).is_err() {
+            std::fs::copy(&kubectl, bin.join("kubectl")).map_err(|e| err("kubectl for the engine")(e2s(e)))?;
+        }
+        if let Some(user) = self.engine_user {
+            chown_tree(&self.engine_dir, user)?;
+        }
+        chmod(&self.engine_dir, 0o700)?;
         use azure_rest::TokenSource;
-        let token = self.tokens.token(ARM_SCOPE).await.map_err(|e| err("ARM token")(e2s(e)))?;
-        let graph_token = self.tokens.token(GRAPH_SCOPE).await.map_err(|e| err("Graph token")(e2s(e)))?;
+        // The engine reads with its own Reader identity, never the operator's.
+        let token = self.engine_tokens.token(ARM_SCOPE).await.map_err(|e| err("ARM token")(e2s(e)))?;
+        let graph_token = self.engine_tokens.token(GRAPH_SCOPE).await.map_err(|e| err("Graph token")(e2s(e)))?;
         let pod = self.scenario()?.newest_pod().await?.and_then(|p| p.metadata.name);
         Ok(EngineInput {
+            dir: Some(self.engine_dir.clone()),
+            run_as: self.engine_user.map(|u| (u.uid, u.gid)),
             dump_dir: dump,
             kubeconfig: Some(kubeconfig),
             inventory,
@@ -897,8 +1011,8 @@ impl crate::run::World for HostWorld {
             registry_addresses: self.operator_registry.map(|a| (self.login_server.clone(), a)).into_iter().collect(),
             azure_login: Some(crate::run::backend::AzureLogin {
                 token_url: format!("{}/{}/oauth2/v2.0/token", self.emulator().base_url, self.emulator().tenant_id()),
-                client_id: self.emulator().operator().client_id.clone(),
-                client_secret: self.emulator().operator().client_secret.expose().to_string(),
+                client_id: self.engine_identity.client_id.clone(),
+                client_secret: self.engine_identity.client_secret.expose().to_string(),
                 graph_endpoint: self.emulator().base_url.clone(),
             }),
         })
@@ -990,6 +1104,10 @@ impl crate::run::World for HostWorld {
             self.scenario()?.rollout_restart().await?;
         }
         Ok(done)
+    }
+
+    fn engine_refusals(&self) -> Vec<String> {
+        self.emulator.as_ref().map(|e| e.refusals()).unwrap_or_default()
     }
 
     fn touched(&self, fault: &crate::scenario::Fault) -> Vec<String> {

@@ -4,13 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use azure_model::network::{
-    NetworkSecurityGroupProperties, RouteTableProperties, effective_route, nsg_denies_outbound,
-};
+use azure_model::network::{NetworkSecurityGroupProperties, nsg_denies_outbound};
 use pullproof_emulator::DataPlane;
 use pullproof_emulator::data_plane::Resolution;
 use pullproof_host_net::{
-    DnsView, EndpointSpec, Flow, InternetAccess, Ipv4Net, NodeSpec, Policy, PublicSpec, TopologySpec, VnetSpec,
+    DnsView, EndpointSpec, Flow, InternetAccess, Ipv4Net, NodeSpec, Policy, PublicSpec, RouteEntry, RouteFate,
+    RouteOrigin, TopologySpec, VnetSpec,
 };
 
 use crate::arm::World;
@@ -118,17 +117,19 @@ impl NodePlacement {
     }
 }
 
-/// The router's policy for the current control plane: which private flows pass.
+/// The router's policy for the current control plane: which private flows pass, and the node
+/// subnet's routes.
 ///
-/// A flow from the node to a private endpoint passes when the endpoint's VNet is the node's or
-/// is peered with it (Connected both ways), no outbound NSG rule on the node subnet denies it, and
-/// the node subnet's routes do not send it to next hop `None`. Public traffic passes (with SNAT
-/// to the egress IP) unless an NSG rule denies it.
+/// A flow from the node to a private endpoint passes the router's filter when the endpoint's VNet
+/// is the node's or is peered with it (Connected both ways) and no outbound NSG rule on the node
+/// subnet denies it. Public traffic passes (with SNAT to the egress IP) unless an NSG rule denies
+/// it. Which route a packet takes is left to the kernel: the node subnet's system routes (its
+/// VNet's address space, the peered VNets', the default route) and its route table's routes are
+/// installed as they are, and Linux's longest-prefix match picks one; next hop `None` drops.
 pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
     let subnet = dp.subnet(&node.subnet_id).map(|(_, s)| s.clone()).unwrap_or_default();
     let nsg =
         NetworkSecurityGroupProperties { security_rules: subnet.security_rules.clone(), provisioning_state: None };
-    let routes = RouteTableProperties { routes: subnet.routes.clone(), ..Default::default() };
     let src = IpAddr::V4(node.ip);
     let mut allowed = Vec::new();
     for r in &dp.registries {
@@ -136,9 +137,8 @@ pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
             let pe_vnet = pe.subnet_id.as_deref().and_then(|s| s.rsplitn(3, '/').nth(2)).unwrap_or_default();
             for ip in &pe.ip_addresses {
                 let IpAddr::V4(v4) = ip else { continue };
-                let reachable = dp.peered(&node.vnet_id, pe_vnet)
-                    && nsg_denies_outbound(&nsg, src, *ip, HTTPS).is_none()
-                    && !effective_route(&routes, *ip).is_some_and(|r| r.properties.is_blackhole());
+                let reachable =
+                    dp.peered(&node.vnet_id, pe_vnet) && nsg_denies_outbound(&nsg, src, *ip, HTTPS).is_none();
                 if reachable {
                     allowed.push(Flow::new(Ipv4Net::host(node.ip), Ipv4Net::host(*v4)));
                 }
@@ -146,14 +146,33 @@ pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
         }
     }
     let public = IpAddr::V4(PUBLIC_REGISTRY_IP);
-    let internet = if nsg_denies_outbound(&nsg, src, public, HTTPS).is_some()
-        || effective_route(&routes, public).is_some_and(|r| r.properties.is_blackhole())
-    {
+    let internet = if nsg_denies_outbound(&nsg, src, public, HTTPS).is_some() {
         InternetAccess::Drop
     } else {
         InternetAccess::Snat
     };
-    Policy { allowed, unreachable: vec![], internet }
+    Policy { allowed, unreachable: vec![], internet, routes: routes(dp, node) }
+}
+
+/// The node subnet's routes, as Azure lists them in the NIC's effective routes: system routes
+/// for the VNet's and the peered VNets' address spaces and the default route, and the route
+/// table's user-defined routes (next hop `None` drops, anything else forwards).
+pub fn routes(dp: &DataPlane, node: &NodePlacement) -> Vec<RouteEntry> {
+    let entry = |cidr: &str, fate, origin| parse_net(cidr).ok().map(|prefix| RouteEntry { prefix, fate, origin });
+    let mut out = Vec::new();
+    for v in &dp.vnets {
+        if v.id.eq_ignore_ascii_case(&node.vnet_id) || dp.peered(&node.vnet_id, &v.id) {
+            out.extend(v.address_prefixes.iter().filter_map(|p| entry(p, RouteFate::Forward, RouteOrigin::System)));
+        }
+    }
+    out.extend(entry("0.0.0.0/0", RouteFate::Forward, RouteOrigin::System));
+    let subnet = dp.subnet(&node.subnet_id).map(|(_, s)| s.clone()).unwrap_or_default();
+    for r in &subnet.routes {
+        let fate =
+            if r.properties.next_hop_type.eq_ignore_ascii_case("None") { RouteFate::Drop } else { RouteFate::Forward };
+        out.extend(entry(&r.properties.address_prefix, fate, RouteOrigin::User));
+    }
+    out
 }
 
 /// What the node's VNet resolves: every registry's login server, through a linked private zone
