@@ -31,6 +31,24 @@ build:
 kubernetes:
     scripts/kubernetes.sh >/dev/null
 
+# Start Debian's Docker engine for kind, set up for these machines (scripts/kind/docker.sh).
+docker-up:
+    scripts/kind/docker.sh start
+
+# Stop it, removing kind clusters and pullproof containers first.
+docker-down:
+    scripts/kind/docker.sh stop
+
+# Build the kind node image offline (kubeadm and kind from their Go modules, a Debian root
+# file system, the pinned binaries and control-plane images): pullproof/kind-node:VERSION.
+kind-image: docker-up
+    scripts/kubernetes.sh --kind >/dev/null
+    scripts/kind/node-image.sh
+
+# A kind cluster, a local TLS registry named like ACR, and a pod pulling from it; all removed after.
+kind-smoke: kind-image
+    scripts/kind/smoke.sh
+
 # List the scenario catalog.
 [positional-arguments]
 list *ARGS:

@@ -12,6 +12,7 @@
 # requires the release and pins the modules the release's own go.mod replaces with local paths.
 #
 # Usage: scripts/kubernetes.sh            build what is missing, then print the cache folders
+#        scripts/kubernetes.sh --kind     also kubeadm and the kind CLI (the kind backend)
 #        scripts/kubernetes.sh --check    exit 0 only if every component is cached and verifies
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -133,8 +134,9 @@ echo 'module pullproof.local/probe' >"$work/go.mod"
 
 # --- Kubernetes -----------------------------------------------------------------------------
 staging_pin() { [[ $1 == k8s.io/* ]] && echo "v0.${KUBERNETES_VERSION#v1.}"; }
-build_kubernetes() {
-  local out=$1 src=$2 info gomod commit date minor ldflags="" pkg
+# A wrapper module for the release, and the -ldflags that stamp it (into $ldflags).
+kubernetes_module() { # SRC
+  local src=$1 info gomod commit date minor pkg
   info=$(module_info "k8s.io/kubernetes@$KUBERNETES_VERSION")
   gomod=$(json_field GoMod <<<"$info")
   check_go_version "$(go_line "$gomod")" "Kubernetes $KUBERNETES_VERSION"
@@ -144,18 +146,50 @@ build_kubernetes() {
   commit=$(json_field Origin.Hash <<<"$(cd "$work" && go list -m -json "k8s.io/kubernetes@$KUBERNETES_VERSION")")
   date=$(cd "$work" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "k8s.io/kubernetes@$KUBERNETES_VERSION")
   minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  ldflags=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=archive -X $pkg.buildDate=$date"
   done
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
-  (cd "$src" && go get "${cmds[@]/#/k8s.io/kubernetes/cmd/}" 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' >&2 || true)
+}
+
+# `go get` of the release's commands, each at the pinned release: a bare `go get PKG` means
+# PKG@upgrade, which moves the module to the newest release the proxy serves (seen: v1.37.2
+# beside v0.35.4 staging modules).
+kubernetes_get() { # SRC CMD...
+  local src=$1; shift
+  local pinned=("${@/#/k8s.io/kubernetes/cmd/}"); pinned=("${pinned[@]/%/@$KUBERNETES_VERSION}")
+  (cd "$src" && go get "${pinned[@]}" 2>&1 | grep -v '^go: \(downloading\|added\|upgraded\)' >&2 || true)
+  local got; got=$(cd "$src" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+  [[ $got == "$KUBERNETES_VERSION" ]] || die "the build module resolved k8s.io/kubernetes to $got, not $KUBERNETES_VERSION"
+}
+
+build_kubernetes() {
+  local out=$1 src=$2 ldflags
+  kubernetes_module "$src"
+  kubernetes_get "$src" kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
   # Upstream's release flags: static for all but the kubelet (before 1.36), selinux and notest tags.
   (cd "$src" && CGO_ENABLED=0 go build -trimpath -tags=selinux,notest -ldflags "-s -w $ldflags" \
     -o "$out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
   (cd "$src" && CGO_ENABLED=1 go build -trimpath -tags=selinux,notest -ldflags "-s -w $ldflags" \
     -o "$out/kubelet" k8s.io/kubernetes/cmd/kubelet)
+}
+
+# kubeadm (only with --kind: kind's node image runs kubeadm init).
+build_kubeadm() {
+  local out=$1 src=$2 ldflags
+  kubernetes_module "$src"
+  kubernetes_get "$src" kubeadm
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -tags=selinux,notest -ldflags "-s -w $ldflags" \
+    -o "$out/kubeadm" k8s.io/kubernetes/cmd/kubeadm)
+}
+
+# The kind CLI (only with --kind). Its go.mod has no local replaces: built as released.
+build_kind() {
+  local out=$1 src=$2
+  mkdir -p "$src"
+  (cd "$src" && GOBIN=$out CGO_ENABLED=0 go install -trimpath "sigs.k8s.io/kind@$KIND_VERSION")
 }
 
 # --- etcd -------------------------------------------------------------------------------------
@@ -204,9 +238,15 @@ build etcd "$ETCD_VERSION" build_etcd
 build acr-credential-provider "$ACR_CREDENTIAL_PROVIDER_VERSION" build_acr
 build containerd "$CONTAINERD_VERSION" build_containerd
 build kubernetes "$KUBERNETES_VERSION" build_kubernetes
+built=("kubernetes $KUBERNETES_VERSION" "etcd $ETCD_VERSION" \
+  "acr-credential-provider $ACR_CREDENTIAL_PROVIDER_VERSION" "containerd $CONTAINERD_VERSION")
+if [[ ${1:-} == --kind ]]; then
+  build kubeadm "$KUBERNETES_VERSION" build_kubeadm
+  build kind "$KIND_VERSION" build_kind
+  built+=("kubeadm $KUBERNETES_VERSION" "kind $KIND_VERSION")
+fi
 
-for c in "kubernetes $KUBERNETES_VERSION" "etcd $ETCD_VERSION" \
-  "acr-credential-provider $ACR_CREDENTIAL_PROVIDER_VERSION" "containerd $CONTAINERD_VERSION"; do
+for c in "${built[@]}"; do
   set -- $c
   echo "$(dir_of "$1" "$2")/bin"
 done
