@@ -86,6 +86,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Fuzz one target (or `all`) for SECONDS (default 30), seeded from the fixtures; fails on a crash.
+fuzz TARGET="all" SECONDS="30":
+    scripts/fuzz.sh {{TARGET}} {{SECONDS}}
+
 # Benchmarks (see README "Performance"): pulldoctor on a 5,000-pod dump, and the host backend.
 bench: build kubernetes
     cargo bench -p pulldoctor --bench diagnose

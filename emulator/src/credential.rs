@@ -28,12 +28,43 @@ impl Secret {
     /// A fresh Entra-style client secret (40 characters, with the `8Q~` marker Entra uses).
     pub(crate) fn generate_client_secret() -> Self {
         let body = random_text(37, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.~");
-        Self(format!("{}8Q~{}", &body[..3], &body[3..]))
+        canary::record(Self(format!("{}8Q~{}", &body[..3], &body[3..])))
     }
 
     /// A fresh registry admin password (52 characters of the base64 alphabet, as ACR's are).
     pub(crate) fn generate_admin_password() -> Self {
-        Self(random_text(52, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"))
+        canary::record(Self(random_text(52, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/")))
+    }
+}
+
+/// The leak canary: with `PULLPROOF_CANARY_FILE` set, every secret and token the emulator
+/// creates (client secrets, admin passwords, every JWT it signs: access, refresh and registry
+/// tokens) is appended to that file, one per line, so that a test can search everything else
+/// the run wrote for any of them. Off (and free) otherwise.
+pub(crate) mod canary {
+    use std::io::Write;
+    use std::sync::{LazyLock, Mutex};
+
+    static FILE: LazyLock<Option<Mutex<std::fs::File>>> = LazyLock::new(|| {
+        let path = std::env::var_os("PULLPROOF_CANARY_FILE")?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
+        Some(Mutex::new(file))
+    });
+
+    /// Records `value` (a secret or a token) and hands it back.
+    pub(crate) fn record<T: AsRef<str>>(value: T) -> T {
+        if let Some(file) = FILE.as_ref()
+            && let Ok(mut f) = file.lock()
+        {
+            let _ = writeln!(f, "{}", value.as_ref());
+        }
+        value
+    }
+}
+
+impl AsRef<str> for Secret {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -296,6 +296,26 @@ impl RunningEmulator {
         })
     }
 
+    /// An access token this emulator signs but would never issue: the operator's ARM token with
+    /// `overrides` merged into its claims (`{"tid": "other"}`, `{"iss": "..."}`, `{"exp": 0}`).
+    /// For negative tests: a refusal must come from the claim, not from a bad signature.
+    pub fn forge_access_token(&self, overrides: &Value) -> String {
+        let object_id = self
+            .cp
+            .read(|s| s.directory.service_principal_of(&self.operator.client_id).map(|sp| sp.id.clone()))
+            .unwrap_or_default();
+        let principal =
+            crate::entra::Principal { object_id, app_id: self.operator.client_id.clone(), managed_identity: None };
+        let issued = crate::entra::issue(&self.cp, &principal, crate::entra::audience::ARM, time::Duration::hours(1));
+        let mut claims: Value = crate::jwt::unverified_claims(&issued.token).unwrap_or_default();
+        if let (Some(c), Some(o)) = (claims.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        self.cp.signer.sign(&claims, false)
+    }
+
     /// Requests refused to read-only identities so far (`ARM PUT /subscriptions/...: ACTION
     /// (AuthorizationFailed)`), oldest first.
     pub fn refusals(&self) -> Vec<String> {

@@ -12,6 +12,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Serialize, de::DeserializeOwned};
 
+/// The claims of a JWT, not verified (for re-signing in negative tests).
+pub(crate) fn unverified_claims(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
@@ -59,7 +65,7 @@ impl TokenSigner {
         // the token unverifiable rather than crashing the server.
         let sig =
             self.key.sign(&SystemRandom::new(), input.as_bytes()).map(|s| s.as_ref().to_vec()).unwrap_or_default();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        crate::credential::canary::record(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 
     /// Verifies the signature of `token` and decodes its claims (claims are checked by callers).

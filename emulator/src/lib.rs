@@ -42,6 +42,7 @@ pub mod error;
 mod graph;
 mod imds;
 mod jwt;
+pub mod parsing;
 pub mod roles;
 pub mod serve;
 mod server;

@@ -125,14 +125,26 @@ pub(crate) fn authenticate(cp: &ControlPlane, headers: &HeaderMap) -> Result<Str
                 "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'."
             ),
         )),
-        Err(Rejection::WrongTenant(tid)) => Err(ArmFailure::unauthorized(
+        Err(Rejection::WrongTenant(issuer)) => Err(ArmFailure::unauthorized(
             "InvalidAuthenticationTokenTenant",
             format!(
-                "The access token is from the wrong issuer '{tid}'. It must match the tenant associated with this subscription."
+                "The access token is from the wrong issuer '{issuer}'. It must match the tenant '{}' associated with this subscription. Please use the authority (URL) '{}' to get the token.",
+                cp.settings.entra_issuer(),
+                cp.settings.entra_issuer()
             ),
         )),
         Err(_) => Err(ArmFailure::unauthorized("InvalidAuthenticationToken", "The access token is invalid.")),
     }
+}
+
+/// Parses an ARM path (for [`crate::parsing`]).
+pub(crate) fn parse_path(path: &str, method: &Method) -> Result<(), ArmFailure> {
+    path::parse(path, method).map(drop)
+}
+
+/// The action a request performs (for [`crate::parsing`]).
+pub(crate) fn action_of(method: &Method, path: &str) -> String {
+    access::action_of(method, path)
 }
 
 /// Formats a time as ARM does in messages and `createdOn`.

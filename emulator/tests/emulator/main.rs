@@ -2,6 +2,7 @@
 
 mod acr;
 mod arm;
+mod auth_refusals;
 mod common;
 mod identity;
 mod operations;
