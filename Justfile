@@ -90,6 +90,16 @@ lint:
 fuzz TARGET="all" SECONDS="30":
     scripts/fuzz.sh {{TARGET}} {{SECONDS}}
 
+# The whole catalog at several --parallel values (BENCH_PARALLEL="1 2 3 4 6"): where wall time
+# stops improving (README "Performance").
+bench-parallel: build kubernetes
+    scripts/bench-parallel.sh
+
+# Soak: the catalog in a loop for MINUTES, with flakes, open files, memory and leftovers after
+# each loop (README "Reliability").
+soak MINUTES="30": build kubernetes
+    scripts/soak.sh {{MINUTES}}
+
 # Benchmarks (see README "Performance"): pulldoctor on a 5,000-pod dump, and the host backend.
 bench: build kubernetes
     cargo bench -p pulldoctor --bench diagnose

@@ -508,10 +508,19 @@ fn explain_text(s: &Symptom, ranked: &[pulldoctor::detect::Candidate]) -> String
         if let Some(st) = a.status {
             facts.push(format!("HTTP {st}"));
         }
+        match a.stage {
+            Some(pulldoctor::symptom::PullStage::Blob) => {
+                facts.push("after the manifest resolved (blob download)".into())
+            }
+            Some(pulldoctor::symptom::PullStage::Resolve) => facts.push("resolving the reference".into()),
+            None => {}
+        }
         for (k, v) in [
             ("token url", &a.token_url),
+            ("data host", &a.data_host),
             ("dialled", &a.dialed),
             ("lookup of", &a.lookup_host),
+            ("resolver", &a.resolver),
             ("client ip", &a.client_ip),
         ] {
             if let Some(v) = v {

@@ -265,11 +265,32 @@ fn derived_bodies() {
         registry: "acr.azurecr.io".into(),
         username: Source::Literal { value: "app".into() },
         password: Source::Binding { name: "secret:app".into() },
+        object: None,
     };
-    let body = d.body(&[secret], &bindings).unwrap();
+    let body = d.body(std::slice::from_ref(&secret), &bindings).unwrap();
     let patched = json!({"data": {".dockerconfigjson": body["data"][".dockerconfigjson"].clone()}});
     assert_eq!(docker_login(&patched, "acr.azurecr.io"), Some(("app".into(), "n3w".into())));
     assert_eq!(docker_login(&patched, "other.io"), Some(("u".into(), "q".into())), "other registries are kept");
+
+    // For a server-side apply the body is the whole Secret; a missing one (read answered null)
+    // gets a config with just the registry's entry.
+    let object = Some(pulldoctor::apply::ObjectRef { namespace: "shop".into(), name: "acr".into() });
+    let whole = Derive::DockerConfig {
+        secret_read: 0,
+        registry: "acr.azurecr.io".into(),
+        username: Source::Literal { value: "app".into() },
+        password: Source::Binding { name: "secret:app".into() },
+        object: object.clone(),
+    };
+    let existing = whole.body(&[secret], &bindings).unwrap();
+    assert_eq!(
+        (existing["kind"].as_str(), existing["type"].as_str()),
+        (Some("Secret"), Some("kubernetes.io/dockerconfigjson"))
+    );
+    assert_eq!(existing["metadata"], json!({"name": "acr", "namespace": "shop"}));
+    assert_eq!(docker_login(&existing, "other.io"), Some(("u".into(), "q".into())), "other registries are kept");
+    let created = whole.body(&[serde_json::Value::Null], &bindings).unwrap();
+    assert_eq!(docker_login(&created, "acr.azurecr.io"), Some(("app".into(), "n3w".into())));
 
     let ip = Derive::AppendIpRule { ip: "203.0.113.9".into() }
         .body(&[json!({"properties": {"networkRuleSet": {"defaultAction": "Deny", "ipRules": [{"action": "Allow", "value": "1.2.3.4"}]}}})], &bindings)

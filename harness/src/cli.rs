@@ -147,6 +147,8 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     let layout = match &cli.root {
         Some(root) => Layout::under(root),
@@ -534,50 +536,103 @@ fn run_scenarios<E: pullproof::run::Engine + 'static>(
     let RunHow { parallel, keep, .. } = how;
     let rt = runtime()?;
     let total = entries.len();
-    let record = rt.block_on(async move {
-        let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            // Ctrl-C or SIGTERM: revert and clean up; a second signal aborts at once.
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-                return;
+    let lease = host.lease_handle();
+    let engine_name = engine.name();
+    let started = pullproof::run::now_rfc3339();
+    let clock = std::time::Instant::now();
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (abort_tx, abort) = tokio::sync::oneshot::channel::<()>();
+    let outcome = rt.block_on({
+        let (entries, finished) = (entries.clone(), finished.clone());
+        async move {
+            let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                // Ctrl-C or SIGTERM: revert and clean up; a second signal aborts at once.
+                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                eprintln!("\ninterrupted: reverting and cleaning up (interrupt again to abort at once)");
+                let _ = cancel_tx.send(true);
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                let _ = abort_tx.send(());
+            });
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let progress = move |p: Progress| match p {
+                Progress::Started { scenario } => eprintln!("  start    {scenario}"),
+                Progress::Finished(r) => {
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let why = if r.reason.is_empty() { String::new() } else { format!(" — {}", r.reason) };
+                    eprintln!(
+                        "  [{n}/{total}] {:<18} {} ({:.2}s){why}",
+                        r.status.as_str(),
+                        r.scenario,
+                        r.millis as f64 / 1000.0
+                    );
+                    finished.lock().unwrap_or_else(|p| p.into_inner()).push(*r);
+                }
             };
+            let artifacts = report_dir.join("artifacts");
+            let many = run_many(
+                std::sync::Arc::new(host),
+                std::sync::Arc::new(engine),
+                entries,
+                pullproof::run::ManyOptions { parallel, artifacts_dir: Some(&artifacts), keep },
+                cancel,
+                progress,
+            );
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                record = many => Some(record),
+                _ = abort => None,
             }
-            eprintln!("\ninterrupted: reverting and cleaning up (interrupt again to abort at once)");
-            let _ = cancel_tx.send(true);
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            std::process::exit(130);
-        });
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let progress = move |p: Progress| match p {
-            Progress::Started { scenario } => eprintln!("  start    {scenario}"),
-            Progress::Finished(r) => {
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                let why = if r.reason.is_empty() { String::new() } else { format!(" — {}", r.reason) };
-                eprintln!(
-                    "  [{n}/{total}] {:<18} {} ({:.2}s){why}",
-                    r.status.as_str(),
-                    r.scenario,
-                    r.millis as f64 / 1000.0
-                );
-            }
-        };
-        let artifacts = report_dir.join("artifacts");
-        run_many(
-            std::sync::Arc::new(host),
-            std::sync::Arc::new(engine),
-            entries,
-            pullproof::run::ManyOptions { parallel, artifacts_dir: Some(&artifacts), keep },
-            cancel,
-            progress,
-        )
-        .await
+        }
     });
+    let record = match outcome {
+        Some(record) => record,
+        None => {
+            // Aborted at once: stop every task where it stands, then remove what the run's
+            // world holds (the same reclaim `pullproof clean` does for a dead owner), and still
+            // say what finished.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            // From the lease in memory: the file may already be gone if teardown was under way.
+            // Twice: a task still finishing on a blocking thread may start one more process.
+            let reclaim = || lease.last().map(|l| pullproof::backend::host::lease::reclaim(&l)).unwrap_or_default();
+            let mut reclaimed = reclaim();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let again = reclaim();
+            reclaimed.processes += again.processes;
+            reclaimed.containers += again.containers;
+            reclaimed.namespaces += again.namespaces;
+            reclaimed.mounts += again.mounts;
+            let finished = std::mem::take(&mut *finished.lock().unwrap_or_else(|p| p.into_inner()));
+            let record = pullproof::run::aborted(
+                engine_name,
+                &started,
+                pullproof::run::record::millis(clock.elapsed()),
+                parallel,
+                &entries,
+                backend,
+                finished,
+            );
+            let _ = write_reports(&record, report_dir);
+            eprintln!(
+                "aborted: removed the run's world ({} processes, {} containers, {} network namespaces, {} mounts); \
+                 record in {}/run.json",
+                reclaimed.processes,
+                reclaimed.containers,
+                reclaimed.namespaces,
+                reclaimed.mounts,
+                report_dir.display()
+            );
+            std::process::exit(130);
+        }
+    };
     if select.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
     } else {

@@ -112,7 +112,11 @@ impl Executor {
     async fn read_all(&self, step: &Step) -> Result<Vec<Value>, Failed> {
         let mut out = Vec::with_capacity(step.reads.len());
         for r in &step.reads {
-            out.push(self.send(r, None, true).await?);
+            match self.send(r, None, true).await {
+                Ok(v) => out.push(v),
+                Err(Failed { status: Some(404), .. }) if r.absent_ok => out.push(Value::Null),
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub use execute::{Connections, Executor};
 pub use kubernetes::{ApiFailure, ApiFuture, KubernetesApi};
-pub use translate::{PlanContext, Step, translate};
+pub use translate::{ObjectRef, PlanContext, Step, translate};
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -78,6 +78,9 @@ pub struct Request {
     /// A collection read: follow `nextLink` and answer `{"value": [...]}`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paged: bool,
+    /// A read whose object may not exist: `404` answers `null` instead of failing the step.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub absent_ok: bool,
 }
 
 impl Request {
@@ -90,6 +93,7 @@ impl Request {
             body: None,
             content_type: None,
             paged: false,
+            absent_ok: false,
         }
     }
 
@@ -106,6 +110,11 @@ impl Request {
         self
     }
 
+    fn absent_ok(mut self) -> Self {
+        self.absent_ok = true;
+        self
+    }
+
     fn body(mut self, b: Value) -> Self {
         self.body = Some(b);
         self
@@ -115,6 +124,16 @@ impl Request {
     pub fn line(&self) -> String {
         format!("{} {}", self.method, self.path.split('?').next().unwrap_or(&self.path))
     }
+}
+
+/// A namespaced Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
 }
 
 /// Where a value of a derived body comes from.
@@ -160,7 +179,7 @@ pub enum Derive {
     },
     /// Kubernetes secret merge patch: the docker config with one registry entry replaced.
     DockerConfig {
-        /// Index of the read holding the current Secret.
+        /// Index of the read holding the current Secret (`null` when it does not exist).
         secret_read: usize,
         /// Registry host.
         registry: String,
@@ -168,6 +187,9 @@ pub enum Derive {
         username: Source,
         /// Password.
         password: Source,
+        /// For a server-side apply, the whole Secret object (so a missing one is created).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object: Option<ObjectRef>,
     },
     /// Strategic merge patch setting a container's image (in `containers` or `initContainers`).
     SetImage {
@@ -364,6 +386,8 @@ pub fn workload_path(w: &WorkloadRef) -> Option<String> {
 
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
 const MERGE: &str = "application/merge-patch+json";
+/// Server-side apply (JSON is YAML): creates the object or updates the fields it names.
+const APPLY: &str = "application/apply-patch+yaml";
 
 fn manual_step(action: &Action, description: String) -> Step {
     Step {
@@ -558,6 +582,7 @@ fn translate_one(action: &Action, next: Option<&Action>, ctx: &PlanContext<'_>) 
                                 registry: registry.clone(),
                                 username: Source::Literal { value: app_id.clone() },
                                 password: Source::Binding { name: format!("secret:{app_id}") },
+                                object: None,
                             }),
                             capture: None,
                         },
@@ -601,16 +626,26 @@ fn translate_one(action: &Action, next: Option<&Action>, ctx: &PlanContext<'_>) 
                 &format!("{namespace}/{secret_name}"),
                 vec![
                     Request::arm("POST", format!("{}/listCredentials", reg.id), api::CONTAINER_REGISTRY),
-                    Request::kube("GET", secret_path(namespace, secret_name)),
+                    // A secret the pod names may be missing altogether (PULL_SECRET_MISSING).
+                    Request::kube("GET", secret_path(namespace, secret_name)).absent_ok(),
                 ],
                 Guard::SecretHoldsAdmin { registry: registry.clone() },
                 vec![Write {
-                    request: Request { content_type: Some(MERGE), ..Request::kube("PATCH", secret_path(namespace, secret_name)) },
+                    // Server-side apply: creates a missing secret, and in an existing one owns
+                    // only its docker config (other entries are carried over from the read).
+                    request: Request {
+                        content_type: Some(APPLY),
+                        ..Request::kube(
+                            "PATCH",
+                            format!("{}?fieldManager=pulldoctor&force=true", secret_path(namespace, secret_name)),
+                        )
+                    },
                     derive: Some(Derive::DockerConfig {
                         secret_read: 1,
                         registry: registry.clone(),
                         username: Source::Read { read: 0, pointer: "/username".into() },
                         password: Source::Read { read: 0, pointer: "/passwords/0/value".into() },
+                        object: Some(ObjectRef { namespace: namespace.clone(), name: secret_name.clone() }),
                     }),
                     capture: None,
                 }],
@@ -1029,7 +1064,7 @@ impl Derive {
             Derive::ResetServicePrincipal { client_id, secret } => {
                 Ok(json!({"clientId": client_id, "secret": resolve(secret, reads, bindings)?}))
             }
-            Derive::DockerConfig { secret_read, registry, username, password } => {
+            Derive::DockerConfig { secret_read, registry, username, password, object } => {
                 let current = reads.get(*secret_read).unwrap_or(&Value::Null);
                 let (mut cfg, legacy) = docker_config(current);
                 let user = resolve(username, reads, bindings)?;
@@ -1064,7 +1099,15 @@ impl Derive {
                 let key = if legacy { ".dockercfg" } else { ".dockerconfigjson" };
                 let encoded =
                     base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&cfg).unwrap_or_default());
-                Ok(json!({"data": {key: encoded}}))
+                Ok(match object {
+                    None => json!({"data": {key: encoded}}),
+                    Some(o) => json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": o.name, "namespace": o.namespace},
+                        "type": if legacy { "kubernetes.io/dockercfg" } else { "kubernetes.io/dockerconfigjson" },
+                        "data": {key: encoded},
+                    }),
+                })
             }
             Derive::SetImage { workload_read, pod, container, image } => {
                 let w = reads.get(*workload_read).unwrap_or(&Value::Null);

@@ -143,8 +143,9 @@ pub fn hints(evidence: &Evidence, target: &Target) -> Hints {
     for f in &failures {
         let Some(host) = f.registry_host() else { continue };
         h.registry_hosts.insert(host.to_ascii_lowercase());
+        let repo = f.image.as_ref().map(|i| i.repository.as_str()).unwrap_or_default();
         for s in &f.pull_secrets {
-            if let Some(l) = s.login_for(host) {
+            if let Some(l) = s.login_for_image(host, repo) {
                 let u = l.username.trim();
                 if looks_like_guid(u) && u != "00000000-0000-0000-0000-000000000000" {
                     h.app_ids.insert(u.to_ascii_lowercase());

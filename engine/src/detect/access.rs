@@ -342,11 +342,31 @@ impl SecretLogin<'_> {
     }
 }
 
+/// Pull secrets the pod names that the kubelet could not use for this image.
+#[derive(Debug, Default)]
+pub(crate) struct UnusableSecrets<'a> {
+    /// Named by the pod or its service account, and not in its namespace.
+    pub missing: Vec<&'a str>,
+    /// In the namespace, but with no entry that serves the image (as the kubelet matches
+    /// keys), while holding one for another ACR registry: meant for this pull, keyed wrong.
+    pub mismatched: Vec<&'a PullSecret>,
+}
+
+impl UnusableSecrets<'_> {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.mismatched.is_empty()
+    }
+}
+
 /// Which credentials an `unauthorized` pull used.
 #[derive(Debug)]
 pub(crate) enum AuthPath<'a> {
     /// The pod's pull secrets carry a login for the registry: the kubelet sent those.
     Secrets(Vec<SecretLogin<'a>>),
+    /// The pod names pull secrets for this pull that the kubelet could not use (missing, or
+    /// keyed for another registry), so it fell back to the node's own credentials. The pod's
+    /// author meant the secret to be used: that is the cause, not the node identity's rights.
+    SecretsUnusable(UnusableSecrets<'a>),
     /// The cluster's identity (kubelet identity or service principal).
     Cluster(ClusterOutcome<'a>),
 }
@@ -368,7 +388,7 @@ impl AuthAssessment<'_> {
         match &self.path {
             AuthPath::Secrets(logins) => !logins.is_empty() && logins.iter().all(SecretLogin::fine),
             AuthPath::Cluster(ClusterOutcome::Rights { verdict: RoleVerdict::Granted(_), .. }) => true,
-            AuthPath::Cluster(_) => false,
+            AuthPath::Cluster(_) | AuthPath::SecretsUnusable(_) => false,
         }
     }
 }
@@ -388,9 +408,15 @@ pub(crate) fn assess_auth<'a>(ctx: &Context<'a>, failure: &'a PullFailure) -> Op
     };
     let repo = failure.image.as_ref().map(|i| i.repository.as_str());
     let absence = failure.image.as_ref().and_then(|i| image_absence(inv, i));
-    let logins: Vec<(&PullSecret, &RegistryLogin)> =
-        failure.pull_secrets.iter().filter_map(|s| s.login_for(host).map(|l| (s, l))).collect();
-    let path = if logins.is_empty() {
+    let logins: Vec<(&PullSecret, &RegistryLogin)> = failure
+        .pull_secrets
+        .iter()
+        .filter_map(|s| s.login_for_image(host, repo.unwrap_or_default()).map(|l| (s, l)))
+        .collect();
+    let unusable = unusable_secrets(ctx, failure, host, repo.unwrap_or_default());
+    let path = if logins.is_empty() && !unusable.is_empty() {
+        AuthPath::SecretsUnusable(unusable)
+    } else if logins.is_empty() {
         AuthPath::Cluster(assess_cluster(ctx, failure, registry, repo, absence.is_some()))
     } else {
         AuthPath::Secrets(
@@ -405,6 +431,41 @@ pub(crate) fn assess_auth<'a>(ctx: &Context<'a>, failure: &'a PullFailure) -> Op
         )
     };
     Some(AuthAssessment { registry, path, absence })
+}
+
+/// The pod's pull secrets that the kubelet could not use for a pull from `host`. A missing one
+/// counts when the evidence shows it missing: other secrets were exported (so secrets were
+/// read), or the kubelet said so (`FailedToRetrieveImagePullSecret` naming it).
+fn unusable_secrets<'a>(ctx: &Context<'a>, failure: &'a PullFailure, host: &str, repo: &str) -> UnusableSecrets<'a> {
+    let kubelet_says_missing = |name: &str| {
+        ctx.evidence.events.iter().any(|ev| {
+            ev.reason.as_deref() == Some("FailedToRetrieveImagePullSecret")
+                && ev.involved_object.namespace.as_deref() == Some(failure.pod.namespace.as_str())
+                && ev.involved_object.name.as_deref() == Some(failure.pod.name.as_str())
+                && ev.message.as_deref().is_some_and(|m| mentions(m, name))
+        })
+    };
+    let mut out = UnusableSecrets::default();
+    for name in &failure.pull_secret_names {
+        let found = failure.pull_secrets.iter().any(|s| &s.name == name);
+        if !found && (failure.missing_pull_secrets.contains(name) || kubelet_says_missing(name)) {
+            out.missing.push(name.as_str());
+        }
+    }
+    if azure_model::container_registry::is_acr_login_server(host) {
+        let acr_key = |l: &RegistryLogin| azure_model::container_registry::is_acr_login_server(&l.registry);
+        out.mismatched = failure
+            .pull_secrets
+            .iter()
+            .filter(|s| s.logins.iter().all(|l| !l.serves(host, repo)) && s.logins.iter().any(acr_key))
+            .collect();
+    }
+    out
+}
+
+/// Whether `message` names `name` as a whole word (secret names hold `-` and `.`).
+fn mentions(message: &str, name: &str) -> bool {
+    message.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')).any(|w| w == name)
 }
 
 fn assess_login<'a>(

@@ -1,4 +1,9 @@
-//! Pull secrets: `PULL_SECRET_STALE_ADMIN` and `PULL_SECRET_INVALID_SP`.
+//! Pull secrets: `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_MISSING` and
+//! `PULL_SECRET_REGISTRY_MISMATCH`.
+//!
+//! A pod that names pull secrets the kubelet cannot use for the image (not in the namespace, or
+//! with no key that serves the image as the kubelet matches keys) is pulled with the node's own
+//! credentials instead; the refusal is then the secret's finding, not the node identity's.
 //!
 //! For `unauthorized` pulls where the pod (or its service account) holds a pull secret with a
 //! login for the failing registry, the kubelet sent those credentials; the cluster identity is
@@ -25,6 +30,10 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Findings::default();
     for f in &ctx.failures {
         let Some(a) = assess_auth(ctx, f) else { continue };
+        if let AuthPath::SecretsUnusable(u) = &a.path {
+            unusable(&mut out, ctx, f, a.registry, u);
+            continue;
+        }
         let AuthPath::Secrets(logins) = &a.path else { continue };
         // Good credentials and a missing image: the image detector's.
         if a.credentials_fine() && a.absence.is_some() {
@@ -35,6 +44,115 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
         }
     }
     out.into_vec()
+}
+
+/// How the pod's secrets can be put right: from the registry's admin credentials when its admin
+/// user is on (automatic), otherwise by hand.
+fn secret_fix(namespace: &str, name: &str, host: &str, registry: Option<&super::access::Registry>) -> Action {
+    if registry.is_some_and(|r| r.properties.admin_user_enabled == Some(true)) {
+        return Action::ReplacePullSecret {
+            namespace: namespace.to_string(),
+            secret_name: name.to_string(),
+            registry: host.to_string(),
+            credential_source: "adminCredentials".into(),
+        };
+    }
+    let registry_name =
+        registry.map(|r| r.name.clone()).unwrap_or_else(|| host.split('.').next().unwrap_or(host).to_string());
+    Action::Manual {
+        change: None,
+        description: format!(
+            "create pull secret {namespace}/{name} with credentials for {host} (a service principal or token with pull rights), or drop the reference and give the kubelet identity AcrPull"
+        ),
+        commands: vec![
+            format!(
+                "kubectl create secret docker-registry {name} -n {namespace} --docker-server={host} --docker-username=<appId> --docker-password=<secret>"
+            ),
+            format!("az aks update -n <cluster> -g <resource-group> --attach-acr {registry_name}"),
+        ],
+    }
+}
+
+fn unusable(
+    out: &mut Findings,
+    ctx: &Context<'_>,
+    f: &PullFailure,
+    registry: Option<&super::access::Registry>,
+    u: &super::access::UnusableSecrets<'_>,
+) {
+    let Some(host) = f.registry_host() else { return };
+    let ns = f.pod.namespace.as_str();
+    let repo = f.image.as_ref().map(|i| i.repository.as_str()).unwrap_or_default();
+    let kubelet_lines: Vec<String> = ctx
+        .evidence
+        .events
+        .iter()
+        .filter(|ev| {
+            ev.reason.as_deref() == Some("FailedToRetrieveImagePullSecret")
+                && ev.involved_object.namespace.as_deref() == Some(ns)
+                && ev.involved_object.name.as_deref() == Some(f.pod.name.as_str())
+        })
+        .filter_map(|ev| ev.message.as_deref())
+        .map(|m| format!("kubelet (FailedToRetrieveImagePullSecret): {m}"))
+        .take(1)
+        .collect();
+    let named = format!(
+        "pod {ns}/{} names imagePullSecrets [{}] (with its service account's)",
+        f.pod.name,
+        f.pull_secret_names.join(", ")
+    );
+    for name in &u.missing {
+        let secret_ref = format!("{ns}/{name}");
+        let elsewhere: Vec<String> = ctx
+            .evidence
+            .secrets
+            .iter()
+            .filter(|s| s.metadata.name.as_deref() == Some(*name) && s.metadata.namespace.as_deref() != Some(ns))
+            .filter_map(|s| s.metadata.namespace.clone())
+            .collect();
+        let mut d = Draft::new(
+            FindingCode::PullSecretMissing,
+            Confidence::High,
+            f,
+            format!(
+                "Pod {ns}/{} names pull secret {name}, which is not in namespace {ns}: the kubelet pulled {host} without it, and the registry refused the node's own credentials.",
+                f.pod.name
+            ),
+        )
+        .blame(Blame::new("PullSecret", secret_ref.clone()).note(format!("not found in namespace {ns}")))
+        .line(named.clone())
+        .line(format!("secret {secret_ref}: not found"))
+        .lines(kubelet_lines.clone());
+        if !elsewhere.is_empty() {
+            d = d.line(format!(
+                "a secret named {name} exists in namespace(s) {} (secrets are per namespace)",
+                elsewhere.join(", ")
+            ));
+        }
+        d = d.action(secret_fix(ns, name, host, registry));
+        out.add(&format!("{secret_ref}|missing"), f, d);
+    }
+    for s in &u.mismatched {
+        let secret_ref = format!("{}/{}", s.namespace, s.name);
+        let keys: Vec<String> = s.logins.iter().map(|l| format!("{}{}", l.registry, l.path)).collect();
+        let d = Draft::new(
+            FindingCode::PullSecretRegistryMismatch,
+            Confidence::High,
+            f,
+            format!(
+                "Pull secret {secret_ref} has entries for {} but none for {host}: the kubelet never uses it for {host}/{repo}, and the registry refused the node's own credentials.",
+                keys.join(", ")
+            ),
+        )
+        .blame(Blame::new("PullSecret", secret_ref.clone()).note(format!("no entry serves {host}")))
+        .line(named.clone())
+        .line(format!("pull secret {secret_ref}: auths keys [{}]", keys.join(", ")))
+        .line(format!(
+            "the image is {host}/{repo}; the kubelet uses a key only when its host labels match (globs allowed), its port is the same and its path is a prefix: no key does"
+        ))
+        .action(secret_fix(&s.namespace, &s.name, host, registry));
+        out.add(&format!("{secret_ref}|mismatch"), f, d);
+    }
 }
 
 fn judge(

@@ -935,6 +935,29 @@ impl World {
                     1,
                     "default-scheduler",
                 ));
+                // As the kubelet does (`getPullSecretsForPod`): a named secret it cannot read is
+                // warned about, and the pull goes ahead without it.
+                let absent: Vec<&str> = w
+                    .pull_secrets
+                    .iter()
+                    .filter(|n| !self.secrets.iter().any(|s| s["metadata"]["name"] == json!(n)))
+                    .map(String::as_str)
+                    .collect();
+                if !absent.is_empty() {
+                    events.push(ev(
+                        6,
+                        "Warning",
+                        "FailedToRetrieveImagePullSecret",
+                        format!(
+                            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                            absent.join(", ")
+                        ),
+                        1,
+                        170,
+                        4,
+                        "kubelet",
+                    ));
+                }
                 events.push(ev(1, "Normal", "Pulling", format!("Pulling image \"{}\"", w.image), 1, 170, 4, "kubelet"));
                 events.push(ev(
                     2,
@@ -1156,6 +1179,8 @@ pub(crate) fn scenarios() -> Vec<World> {
         kubelet_identity_removed(),
         pull_secret_sp_invalid(),
         pull_secret_admin_stale(),
+        pull_secret_missing(),
+        pull_secret_registry_mismatch(),
         image_tag_not_found(),
         login_server_typo(),
         private_dns_missing(),
@@ -1256,6 +1281,43 @@ fn pull_secret_admin_stale() -> World {
     // The admin password was regenerated; the secret still holds the old one.
     w.break_rollout("web", None, |rt, img| rt.token(img, "oauth", "401 Unauthorized", None));
     w.expected = vec!["PULL_SECRET_STALE_ADMIN"];
+    w
+}
+
+fn pull_secret_missing() -> World {
+    let mut w = World::pull_secret_baseline("pull-secret-missing", K131, "acr-admin", REGISTRY, false);
+    w.set(&registry_id(), "/properties/adminUserEnabled", json!(true));
+    // The secret was deleted; the pod still names it, and the node's identity holds no role.
+    w.secrets.retain(|s| s["metadata"]["name"] != json!("acr-admin"));
+    // The node's credential provider is refused (no role), then the anonymous attempt.
+    w.break_rollout("web", None, |rt, img| {
+        rt.aggregate(&[
+            rt.token(img, "oauth", "401 Unauthorized", None),
+            rt.token(img, "anonymous", "401 Unauthorized", None),
+        ])
+    });
+    w.expected = vec!["PULL_SECRET_MISSING"];
+    w
+}
+
+fn pull_secret_registry_mismatch() -> World {
+    let mut w = World::pull_secret_baseline("pull-secret-registry-mismatch", K131, "acr-admin", REGISTRY, false);
+    w.set(&registry_id(), "/properties/adminUserEnabled", json!(true));
+    // After a migration the secret is still keyed for the old registry.
+    let old = "acrshopold.azurecr.io";
+    let auth = base64_encode(&format!("{REGISTRY}:{SECRET_MARKER}"));
+    let config = json!({"auths": {old: {"username": REGISTRY, "password": SECRET_MARKER, "auth": auth}}}).to_string();
+    for s in w.secrets.iter_mut().filter(|s| s["metadata"]["name"] == json!("acr-admin")) {
+        s["data"][".dockerconfigjson"] = json!(base64_encode(&config));
+    }
+    // The node's credential provider is refused (no role), then the anonymous attempt.
+    w.break_rollout("web", None, |rt, img| {
+        rt.aggregate(&[
+            rt.token(img, "oauth", "401 Unauthorized", None),
+            rt.token(img, "anonymous", "401 Unauthorized", None),
+        ])
+    });
+    w.expected = vec!["PULL_SECRET_REGISTRY_MISMATCH"];
     w
 }
 

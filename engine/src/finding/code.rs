@@ -25,6 +25,10 @@ pub enum FindingCode {
     PullSecretInvalidSp,
     /// A pull secret holds admin credentials that no longer match the registry.
     PullSecretStaleAdmin,
+    /// The pod names a pull secret that is not in its namespace.
+    PullSecretMissing,
+    /// The pod's pull secret has no entry the kubelet matches to the image's registry.
+    PullSecretRegistryMismatch,
     /// The repository or tag does not exist in the registry.
     ImageNotFound,
     /// The image's registry host is a misspelt login server.
@@ -66,6 +70,8 @@ impl FindingCode {
         Self::KubeletIdentityNotOnVmss,
         Self::PullSecretInvalidSp,
         Self::PullSecretStaleAdmin,
+        Self::PullSecretMissing,
+        Self::PullSecretRegistryMismatch,
         Self::ImageNotFound,
         Self::LoginServerTypo,
         Self::PrivateDnsZoneNotLinked,
@@ -87,6 +93,8 @@ impl FindingCode {
             Self::KubeletIdentityNotOnVmss => "KUBELET_IDENTITY_NOT_ON_VMSS",
             Self::PullSecretInvalidSp => "PULL_SECRET_INVALID_SP",
             Self::PullSecretStaleAdmin => "PULL_SECRET_STALE_ADMIN",
+            Self::PullSecretMissing => "PULL_SECRET_MISSING",
+            Self::PullSecretRegistryMismatch => "PULL_SECRET_REGISTRY_MISMATCH",
             Self::ImageNotFound => "IMAGE_NOT_FOUND",
             Self::LoginServerTypo => "LOGIN_SERVER_TYPO",
             Self::PrivateDnsZoneNotLinked => "PRIVATE_DNS_ZONE_NOT_LINKED",
@@ -112,6 +120,10 @@ impl FindingCode {
             Self::KubeletIdentityNotOnVmss => "the kubelet identity is not assigned to the node pool's scale set",
             Self::PullSecretInvalidSp => "the pull secret's service principal credentials are wrong or expired",
             Self::PullSecretStaleAdmin => "the pull secret holds outdated registry admin credentials",
+            Self::PullSecretMissing => "the pod names a pull secret that does not exist in its namespace",
+            Self::PullSecretRegistryMismatch => {
+                "the pull secret has no entry for the image's registry (its key names another registry)"
+            }
             Self::ImageNotFound => "the repository or tag does not exist in the registry",
             Self::LoginServerTypo => "the image names a registry host that does not exist (login server typo)",
             Self::PrivateDnsZoneNotLinked => "the private DNS zone is not linked to the cluster's VNet",
@@ -173,7 +185,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 16);
+        assert_eq!(FindingCode::ALL.len(), 18);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::class::{Credentials, SymptomClass};
+use super::class::{Credentials, PullStage, SymptomClass};
 use super::image::ImageRef;
 
 /// What one credential attempt ran into.
@@ -45,6 +45,13 @@ pub struct PullAttempt {
     /// The client IP quoted in ACR's firewall body (`client with IP '1.2.3.4' …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+    /// Where in the pull it failed, when the text tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<PullStage>,
+    /// The host a blob download went to, when it is not the registry's own (a storage account,
+    /// `REG.REGION.data.azurecr.io`, a CDN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_host: Option<String>,
     /// The attempt's own text, trimmed, with any `rpc error: code = C desc = ` prefix removed.
     pub detail: String,
 }
@@ -53,8 +60,22 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("symptom pattern is a valid regex")
 }
 
-/// An HTTP status as Go formats it (`: 401 Unauthorized`, `status code 403`).
-static STATUS: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:: |\bstatus(?: code)?:? )([1-5][0-9]{2})(?:$|[^0-9.:])"));
+/// An HTTP status as Go formats it (`: 401 Unauthorized`, `status code 403`), or as the
+/// Docker client quotes a body it could not parse (`error parsing HTTP 403 response body`).
+static STATUS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?:: |\bstatus(?: code)?:? |\bHTTP )([1-5][0-9]{2})(?:$|[^0-9.:])"));
+/// A blob download: after the manifest resolved.
+static BLOB_STAGE: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)error pulling image configuration|failed to copy|http[a-z]*seeker|/blobs/sha256|download failed after attempts|failed commit on ref|failed to fetch (?:config|layer)",
+    )
+});
+/// The host of a blob URL (`https://HOST/.../blobs/...`, or any URL on a storage or data host).
+static BLOB_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"https?://([A-Za-z0-9.-]+(?::[0-9]+)?)/[^\s]*/blobs/|https?://([A-Za-z0-9.-]+\.(?:blob\.core\.windows\.net|data\.azurecr\.io|cdn\.mscr\.io))",
+    )
+});
 /// `rpc error: code = X desc = ` at the start of a text.
 static RPC_PREFIX: LazyLock<Regex> = LazyLock::new(|| regex(r"^rpc error: code = ([A-Za-z]+) desc = ?"));
 /// The URL the token was fetched from, after `failed to fetch … token`.
@@ -83,6 +104,12 @@ static EOF: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|: |unexpected )EOF\b
 /// `denied: …` as a registry error code.
 static DENIED: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"(?i)(?:^|[\s:])denied: |pull access denied|"code":\s*"DENIED""#));
+/// Azure Storage's XML refusal (a blob download from the registry's storage account).
+static STORAGE_REFUSAL: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"<Code>(?:AuthorizationFailure|AuthorizationPermissionMismatch|AuthenticationFailed|AuthorizationSourceIPMismatch)</Code>",
+    )
+});
 /// Clauses that name the image being pulled.
 static IMAGE_CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
     regex(
@@ -173,6 +200,29 @@ impl PullAttempt {
         let dialed = capture(&DIAL_TCP, detail).or_else(|| capture(&RW_TCP, detail));
 
         let class = classify(detail, &lower, status, lookup.is_some() || resolver.is_some());
+        let stage = if BLOB_STAGE.is_match(detail) {
+            Some(PullStage::Blob)
+        } else if contains_any(
+            &lower,
+            &["failed to resolve reference", "failed to resolve image", "/manifests/", "failed to authorize"],
+        ) {
+            Some(PullStage::Resolve)
+        } else {
+            None
+        };
+        let data_host = BLOB_HOST
+            .captures(detail)
+            .and_then(|c| c.get(1).or_else(|| c.get(2)))
+            .map(|m| m.as_str().to_ascii_lowercase());
+        // A blob URL on another host (storage, data endpoint, CDN) names where the download
+        // went, not the registry: the registry is then the image's.
+        let image_registry =
+            image_in(detail).map(|image| image.registry).or_else(|| fallback_image.map(|image| image.registry.clone()));
+        let registry_host = match (&registry_host, &data_host, image_registry) {
+            (Some(r), Some(d), Some(i)) if r.eq_ignore_ascii_case(d) => Some(i),
+            _ => registry_host,
+        };
+        let data_host = data_host.filter(|h| registry_host.as_deref().is_none_or(|r| !r.eq_ignore_ascii_case(h)));
 
         PullAttempt {
             class,
@@ -185,6 +235,8 @@ impl PullAttempt {
             lookup_host,
             resolver,
             client_ip,
+            stage,
+            data_host,
             detail: detail.to_owned(),
         }
     }
@@ -213,7 +265,14 @@ impl PullAttempt {
 
 /// Classifies one attempt's text. Order matters: the more specific reading wins.
 fn classify(detail: &str, lower: &str, status: Option<u16>, dns_exchange: bool) -> SymptomClass {
-    if lower.contains("no match for platform in manifest") {
+    if contains_any(
+        lower,
+        &[
+            "no match for platform in manifest",
+            "no supported platform found in manifest list",
+            "no matching manifest for",
+        ],
+    ) {
         return SymptomClass::PlatformMismatch;
     }
     if CLIENT_IP.is_match(detail) || lower.contains("is not allowed access") {
@@ -245,7 +304,7 @@ fn classify(detail: &str, lower: &str, status: Option<u16>, dns_exchange: bool) 
         Some(429) => return SymptomClass::Throttled,
         _ => {}
     }
-    if DENIED.is_match(detail) {
+    if DENIED.is_match(detail) || STORAGE_REFUSAL.is_match(detail) {
         return SymptomClass::Forbidden;
     }
     if contains_any(lower, &["unauthorized", "authentication required", "no basic auth credentials"]) {

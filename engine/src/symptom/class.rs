@@ -7,6 +7,20 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Where in a pull an attempt failed: before the manifest resolved (token, manifest), or after
+/// it, while downloading the config or a layer (from the registry, or from the storage or data
+/// endpoint it redirects blob downloads to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PullStage {
+    /// Resolving the reference: the token, the manifest (`failed to resolve reference`,
+    /// `/v2/.../manifests/...`).
+    Resolve,
+    /// Downloading a blob after the manifest resolved (`error pulling image configuration`,
+    /// `failed to copy`, `httpReadSeeker`, `/blobs/sha256`, `download failed after attempts`).
+    Blob,
+}
+
 /// What kind of failure an image pull message describes.
 ///
 /// The names (see [`SymptomClass::as_str`]) are the `snake_case` variant names and are

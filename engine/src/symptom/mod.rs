@@ -4,7 +4,7 @@
 //!
 //! Pure and offline: no I/O, and [`Symptom::parse`] never panics on any input.
 //!
-//! - [`class`]: the vocabularies ([`SymptomClass`], [`Credentials`], [`MessageKind`]).
+//! - [`class`]: the vocabularies ([`SymptomClass`], [`Credentials`], [`MessageKind`], [`PullStage`]).
 //! - [`image`]: [`ImageRef`], Docker-style image references.
 //! - [`attempt`]: [`PullAttempt`], one credential attempt of a pull.
 //! - [`parse`]: [`Symptom`], the whole message.
@@ -15,6 +15,6 @@ pub mod image;
 pub mod parse;
 
 pub use attempt::PullAttempt;
-pub use class::{Credentials, MessageKind, ParseSymptomClassError, SymptomClass};
+pub use class::{Credentials, MessageKind, ParseSymptomClassError, PullStage, SymptomClass};
 pub use image::ImageRef;
 pub use parse::Symptom;

@@ -159,7 +159,9 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-async fn handle(state: Arc<Mutex<KubeState>>, method: Method, uri: Uri, body: Bytes) -> Response {
+/// `apply`: the PATCH is a server-side apply, which creates a missing object (the body is the
+/// whole object; its name and namespace must match the path, as the API server requires).
+async fn handle(state: Arc<Mutex<KubeState>>, method: Method, uri: Uri, body: Bytes, apply: bool) -> Response {
     let query: Vec<(String, String)> = uri.query().map(url_decode_pairs).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
     let mut st = state.lock().unwrap();
@@ -225,6 +227,21 @@ async fn handle(state: Arc<Mutex<KubeState>>, method: Method, uri: Uri, body: By
                     merge(o, &patch);
                     axum::Json(o.clone()).into_response()
                 }
+                None if apply => {
+                    if patch["metadata"]["name"] != name.as_str()
+                        || patch["metadata"]["namespace"].as_str().is_some_and(|n| Some(n) != nsv.as_deref())
+                        || patch["apiVersion"].as_str().is_none()
+                        || patch["kind"].as_str().is_none()
+                    {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            "apply: apiVersion, kind and a matching name are required".into(),
+                        );
+                    }
+                    st.objects.push((plural.clone(), nsv, patch.clone()));
+                    (StatusCode::CREATED, axum::Json(patch)).into_response()
+                }
                 None => status(StatusCode::NOT_FOUND, "NotFound", format!("{plural} \"{name}\" not found")),
             }
         }
@@ -279,10 +296,15 @@ impl MockKube {
     pub async fn start(state: KubeState) -> MockKube {
         let state = Arc::new(Mutex::new(state));
         let s = state.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
-            let s = s.clone();
-            async move { handle(s, method, uri, body).await }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: axum::http::HeaderMap, body: Bytes| {
+                let s = s.clone();
+                let apply = headers
+                    .get("content-type")
+                    .is_some_and(|c| c.to_str().unwrap_or_default().starts_with("application/apply-patch"));
+                async move { handle(s, method, uri, body, apply).await }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {

@@ -16,6 +16,15 @@ pub enum ClusterOp {
     SetImage(String),
     /// Rewrite the pull secret from the registry's current admin credentials.
     RefreshPullSecret(String),
+    /// Delete the pull secret.
+    DeletePullSecret(String),
+    /// Rewrite the pull secret from the admin credentials, keyed for another host.
+    RekeyPullSecret {
+        /// The secret.
+        secret: String,
+        /// The host its entry is keyed for.
+        registry: String,
+    },
     /// Put the workload back as the baseline declares it.
     RestoreWorkload,
 }
@@ -117,6 +126,10 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
             format!("regenerate admin {password}"),
         )]),
         Mutation::RefreshPullSecret { secret } => Realisation::Cluster(ClusterOp::RefreshPullSecret(secret.clone())),
+        Mutation::DeletePullSecret { secret } => Realisation::Cluster(ClusterOp::DeletePullSecret(secret.clone())),
+        Mutation::RekeyPullSecret { secret, registry } => {
+            Realisation::Cluster(ClusterOp::RekeyPullSecret { secret: secret.clone(), registry: registry.clone() })
+        }
         Mutation::RestoreWorkload => Realisation::Cluster(ClusterOp::RestoreWorkload),
         Mutation::SetImage { image } => {
             Realisation::Cluster(ClusterOp::SetImage(image.replace("{loginServer}", &b.registry.login_server())))

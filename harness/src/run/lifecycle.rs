@@ -33,6 +33,7 @@ pub struct RunOptions {
 }
 
 struct Recorder {
+    scenario: String,
     phases: Vec<PhaseRecord>,
 }
 
@@ -45,6 +46,9 @@ impl Recorder {
         budget: Option<Budget>,
         detail: impl Into<String>,
     ) {
+        // One line per phase at info level (`RUST_LOG=pullproof::run=info`), for people watching
+        // a run and for the interrupt test, which signals the harness at chosen phases.
+        tracing::info!(scenario = %self.scenario, phase = ?phase, outcome = ?outcome, "phase ended");
         self.phases.push(PhaseRecord {
             phase,
             outcome,
@@ -125,7 +129,7 @@ pub async fn run_scenario<B: Backend, E: Engine>(
     let started = Instant::now();
     let s = &entry.scenario;
     let b = &s.budgets;
-    let mut rec = Recorder { phases: Vec::new() };
+    let mut rec = Recorder { scenario: s.name.clone(), phases: Vec::new() };
     let record = |status: Status,
                   reason: String,
                   rec: Recorder,

@@ -71,8 +71,7 @@ where
     B: Backend + 'static,
     E: Engine + 'static,
 {
-    let started_at =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let started_at = now_rfc3339();
     let started = Instant::now();
     let ManyOptions { parallel, artifacts_dir, keep } = how;
     let parallel = parallel.max(1);
@@ -124,6 +123,43 @@ where
         cancelled: *cancel.borrow(),
         kubernetes,
     }
+}
+
+/// The record of a run aborted at once (a second interrupt): the scenarios that finished keep
+/// their records, every other one is `skipped`, and the run is `cancelled`.
+pub fn aborted(
+    engine: String,
+    started: &str,
+    millis: u64,
+    parallel: usize,
+    entries: &[Entry],
+    backend: crate::scenario::BackendKind,
+    finished: Vec<ScenarioRecord>,
+) -> RunRecord {
+    let scenarios = entries
+        .iter()
+        .map(|e| {
+            finished.iter().find(|r| r.scenario == e.scenario.name).cloned().unwrap_or_else(|| {
+                skipped(e, backend, "aborted by a second interrupt before it finished (its world was reclaimed)")
+            })
+        })
+        .collect();
+    RunRecord {
+        schema_version: "1".into(),
+        pullproof: env!("CARGO_PKG_VERSION").into(),
+        engine,
+        started: started.into(),
+        millis,
+        parallel: parallel.max(1),
+        scenarios,
+        cancelled: true,
+        kubernetes: None,
+    }
+}
+
+/// Now, as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn skipped(entry: &Entry, backend: crate::scenario::BackendKind, why: &str) -> ScenarioRecord {

@@ -53,6 +53,21 @@ pub enum Fault {
         /// `password` or `password2`.
         password: String,
     },
+    /// Delete the workload's pull secret from its namespace (the pod still names it).
+    #[serde(rename_all = "camelCase")]
+    DeletePullSecret {
+        /// The secret, as the baseline's `workload.pullSecret.name`.
+        secret: String,
+    },
+    /// Rewrite the workload's pull secret keyed for another registry host (the old registry
+    /// after a migration): same credentials, an `auths` key the kubelet never matches.
+    #[serde(rename_all = "camelCase")]
+    RekeyPullSecret {
+        /// The secret, as the baseline's `workload.pullSecret.name`.
+        secret: String,
+        /// The registry host the entry is keyed for instead.
+        registry: String,
+    },
     /// Change the workload's image reference.
     #[serde(rename_all = "camelCase")]
     SetImage {
@@ -135,6 +150,12 @@ pub enum Mutation {
     /// Rewrite the pull secret from current credentials.
     #[serde(rename_all = "camelCase")]
     RefreshPullSecret { secret: String },
+    /// Delete the pull secret.
+    #[serde(rename_all = "camelCase")]
+    DeletePullSecret { secret: String },
+    /// Rewrite the pull secret from current credentials, keyed for another registry host.
+    #[serde(rename_all = "camelCase")]
+    RekeyPullSecret { secret: String, registry: String },
     /// Set the workload image.
     #[serde(rename_all = "camelCase")]
     SetImage { image: String },
@@ -183,6 +204,8 @@ impl Fault {
             Fault::ReplaceClusterServicePrincipal { .. } => "replaceClusterServicePrincipal",
             Fault::DetachKubeletIdentity { .. } => "detachKubeletIdentity",
             Fault::RegenerateRegistryPassword { .. } => "regenerateRegistryPassword",
+            Fault::DeletePullSecret { .. } => "deletePullSecret",
+            Fault::RekeyPullSecret { .. } => "rekeyPullSecret",
             Fault::SetImage { .. } => "setImage",
             Fault::DeleteVnetLink { .. } => "deleteVnetLink",
             Fault::RemoveRegistryIpRule { .. } => "removeRegistryIpRule",
@@ -206,6 +229,8 @@ impl Fault {
             }
             Fault::DetachKubeletIdentity { pool } => Mutation::DetachKubeletIdentity { pool },
             Fault::RegenerateRegistryPassword { password } => Mutation::RegenerateRegistryPassword { password },
+            Fault::DeletePullSecret { secret } => Mutation::DeletePullSecret { secret },
+            Fault::RekeyPullSecret { secret, registry } => Mutation::RekeyPullSecret { secret, registry },
             Fault::SetImage { image } => Mutation::SetImage { image },
             Fault::DeleteVnetLink { zone, vnet } => Mutation::DeleteVnetLink { zone, vnet },
             Fault::RemoveRegistryIpRule { allow } => Mutation::RemoveRegistryIpRule { allow },
@@ -240,6 +265,9 @@ impl Fault {
             Fault::RegenerateRegistryPassword { .. } => Mutation::RefreshPullSecret {
                 secret: baseline.workload.pull_secret.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
             },
+            Fault::DeletePullSecret { secret } | Fault::RekeyPullSecret { secret, .. } => {
+                Mutation::RefreshPullSecret { secret }
+            }
             Fault::SetImage { .. } => Mutation::RestoreWorkload,
             Fault::DeleteVnetLink { zone, vnet } => Mutation::CreateVnetLink { zone, vnet },
             Fault::RemoveRegistryIpRule { allow } => Mutation::AddRegistryIpRule { allow },
@@ -305,6 +333,34 @@ impl Fault {
                     out.push((
                         password.clone(),
                         Diagnostic::new("regenerateRegistryPassword needs `adminUserEnabled: true`"),
+                    ));
+                }
+            }
+            Fault::DeletePullSecret { secret } | Fault::RekeyPullSecret { secret, .. } => {
+                match &baseline.workload.pull_secret {
+                    Some(p) if p.from == crate::baseline::PullSecretSource::Admin => {
+                        need(secret, "workload pull secret", vec![p.name.clone()])
+                    }
+                    _ => out.push((
+                        secret.clone(),
+                        Diagnostic::new(format!(
+                            "{} needs a workload pull secret made from the admin credentials (`pullSecret: {{name: ..., from: {{kind: admin}}}}`)",
+                            self.kind()
+                        ))
+                        .hint("the inverse rewrites the secret from the registry's admin credentials; use baseline `pull-secret-admin`"),
+                    )),
+                }
+                if let Fault::RekeyPullSecret { registry, .. } = self
+                    && (registry.trim().is_empty()
+                        || registry.eq_ignore_ascii_case(&baseline.registry.login_server())
+                        || registry.contains('/'))
+                {
+                    out.push((
+                        registry.clone(),
+                        Diagnostic::new(format!(
+                            "rekeyPullSecret needs another registry host, not `{registry}` (the baseline's registry is {})",
+                            baseline.registry.login_server()
+                        )),
                     ));
                 }
             }
@@ -383,6 +439,10 @@ impl Mutation {
             Mutation::RegenerateRegistryPassword { password } => format!("regenerate the registry admin {password}"),
             Mutation::RefreshPullSecret { secret } => {
                 format!("rewrite pull secret {secret} from the registry's current admin credentials")
+            }
+            Mutation::DeletePullSecret { secret } => format!("delete pull secret {secret} (the pod still names it)"),
+            Mutation::RekeyPullSecret { secret, registry } => {
+                format!("rewrite pull secret {secret} keyed for {registry} instead of the registry it serves")
             }
             Mutation::SetImage { image } => format!("set the workload image to {image}"),
             Mutation::RestoreWorkload => {

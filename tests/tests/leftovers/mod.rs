@@ -1,5 +1,6 @@
 //! What a host run may leave behind, counted the same way before and after: network namespaces,
-//! processes of the pinned components, mounts, cgroups, run folders and leases.
+//! processes of the pinned components, mounts, cgroups, run folders, leases, and interfaces and
+//! nftables tables in the machine's own namespace.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,10 @@ pub struct Leftovers {
     pub cgroups: BTreeSet<String>,
     pub folders: BTreeSet<String>,
     pub leases: BTreeSet<String>,
+    /// Network interfaces in the machine's own namespace (a veth left outside its world).
+    pub interfaces: BTreeSet<String>,
+    /// nftables tables in the machine's own namespace.
+    pub nft_tables: BTreeSet<String>,
 }
 
 fn names(dir: &str, keep: impl Fn(&str) -> bool) -> BTreeSet<String> {
@@ -30,7 +35,13 @@ impl Leftovers {
                     .filter_map(|pid| {
                         let c = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
                         let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                        (c.contains("/pullproof-") || c.contains(&cache) || c.contains("docker-registry serve"))
+                        // Containers (pause, the workload) name nothing of ours; their cgroup does.
+                        let in_container = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                            .is_ok_and(|g| g.contains(":/k8s.io/"));
+                        (c.contains("/pullproof-")
+                            || c.contains(&cache)
+                            || c.contains("docker-registry serve")
+                            || in_container)
                             .then(|| format!("{pid} {}", c.chars().take(160).collect::<String>()))
                     })
                     .collect()
@@ -60,6 +71,12 @@ impl Leftovers {
             cgroups,
             folders: names(&std::env::temp_dir().display().to_string(), |n| n.starts_with("pullproof-")),
             leases: names("/run/pullproof/runs", |_| true),
+            interfaces: names("/sys/class/net", |_| true),
+            nft_tables: std::process::Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -74,6 +91,8 @@ impl Leftovers {
         out.extend(diff("cgroup", &self.cgroups, &before.cgroups));
         out.extend(diff("run folder", &self.folders, &before.folders));
         out.extend(diff("lease", &self.leases, &before.leases));
+        out.extend(diff("network interface", &self.interfaces, &before.interfaces));
+        out.extend(diff("nftables table", &self.nft_tables, &before.nft_tables));
         out
     }
 }

@@ -236,6 +236,16 @@ impl Scenario {
         Ok(())
     }
 
+    /// Deletes a secret of the scenario's namespace; one already gone is fine.
+    pub async fn delete_secret(&self, name: &str) -> Result<(), BackendError> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(self.admin.clone(), &self.namespace);
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(kerr("delete the pull secret")(e)),
+        }
+    }
+
     /// Creates the workload: a Deployment of one replica pinned to the scenario's node (a node
     /// affinity and a toleration of the node's taint), pulling on every start (`Always`), with
     /// the baseline's nodeSelector and pull secret.

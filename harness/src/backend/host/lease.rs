@@ -123,20 +123,28 @@ pub fn reclaim(lease: &Lease) -> Reclaimed {
             r.containers += 1;
         }
     }
+    // Containers whose runc state is already gone, while their shims still live to reap them
+    // (killed after their shim, they would be left as zombies of an init that may not reap).
+    r.processes += kill_orphan_containers(&lease.runid);
     // Every process whose command line names the run's folder (etcd, API server, kubelets,
-    // containerd, shims, the registry), twice: a dying parent may have started one more.
+    // containerd, shims, the registry) or that works in it (an engine, in its own folder), twice:
+    // a dying parent may have started one more.
     for _ in 0..2 {
-        for pid in processes_naming(&dir) {
+        let mut killed = Vec::new();
+        for pid in processes_of(&lease.run_dir, &dir) {
             // SAFETY: kill has no memory-safety preconditions.
             if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
-                r.processes += 1;
+                killed.push(pid);
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        r.processes += killed.len();
+        wait_gone(&killed);
     }
     for id in &lease.netns_runids {
         r.namespaces += pullproof_host_net::sweep(&format!("{}{id}-", pullproof_host_net::NAME_PREFIX)).unwrap_or(0);
     }
+    r.processes += kill_orphan_containers(&lease.runid);
+    remove_orphan_container_cgroups(&lease.runid);
     remove_container_cgroup_parents();
     r.mounts = mounts_below(&lease.run_dir);
     pullproof_host_runtime::unmount_below(&lease.run_dir);
@@ -152,6 +160,72 @@ pub(crate) fn remove_container_cgroup_parents() {
     let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
     for h in hierarchies.flatten() {
         let _ = std::fs::remove_dir(h.path().join("k8s.io"));
+    }
+}
+
+/// Container cgroups below `/k8s.io` (in every hierarchy) that no other live run's containers
+/// own. A run torn down half-way (an abort during teardown) can lose its containers' runc state
+/// while their processes (pause, the workload) still run, with nothing naming them but their
+/// cgroup. The containers of other live runs are known from their runc state, which runc writes
+/// before it creates the cgroup.
+fn orphan_container_cgroups(reclaimed_runid: &str) -> Vec<PathBuf> {
+    let others: std::collections::HashSet<String> = all()
+        .iter()
+        .filter(|l| l.runid != reclaimed_runid && l.alive())
+        .flat_map(|l| runc_roots(&l.run_dir))
+        .flat_map(|root| {
+            std::fs::read_dir(root)
+                .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return vec![] };
+    hierarchies
+        .flatten()
+        .filter_map(|h| std::fs::read_dir(h.path().join("k8s.io")).ok())
+        .flat_map(|children| children.flatten().map(|c| c.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Container ids are 64 hex digits; cgroup control files hold dots.
+            name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) && !others.contains(&name)
+        })
+        .collect()
+}
+
+/// Kills every process in [`orphan_container_cgroups`]; returns how many.
+fn kill_orphan_containers(reclaimed_runid: &str) -> usize {
+    let mut killed = Vec::new();
+    for cgroup in orphan_container_cgroups(reclaimed_runid) {
+        for pid in std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill has no memory-safety preconditions.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed.push(pid as u32);
+            }
+        }
+    }
+    wait_gone(&killed);
+    killed.len()
+}
+
+/// Waits (up to 3 s) until each of `pids` has exited and been reaped by its parent, so that
+/// what called the kill does not return while they are still dying.
+fn wait_gone(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while pids.iter().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Removes the [`orphan_container_cgroups`] that are empty (rmdir refuses the others).
+fn remove_orphan_container_cgroups(reclaimed_runid: &str) {
+    for cgroup in orphan_container_cgroups(reclaimed_runid) {
+        let _ = std::fs::remove_dir(cgroup);
     }
 }
 
@@ -175,7 +249,7 @@ fn runc_roots(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn processes_naming(needle: &[u8]) -> Vec<u32> {
+fn processes_of(dir: &Path, needle: &[u8]) -> Vec<u32> {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
     entries
@@ -184,6 +258,9 @@ fn processes_naming(needle: &[u8]) -> Vec<u32> {
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| !needle.is_empty() && c.windows(needle.len()).any(|w| w == needle))
+                // Never a folder as broad as `/` or `/tmp` (a damaged lease must not kill the machine).
+                || (dir.components().count() > 2
+                    && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir)))
         })
         .collect()
 }

@@ -207,6 +207,12 @@ impl HostBackend {
         &self.runid
     }
 
+    /// A handle on the run's lease as this process last wrote it, kept after the file is
+    /// released: an abort (a second Ctrl-C) reclaims from it whatever teardown had not finished.
+    pub fn lease_handle(&self) -> LeaseHandle {
+        LeaseHandle(self.lease.clone())
+    }
+
     /// The run's cluster, started on first use.
     pub async fn cluster(&self) -> Result<Arc<SharedCluster>, BackendError> {
         let mut slot = self.cluster.lock().await;
@@ -393,9 +399,21 @@ impl Backend for HostBackend {
         }
         let _ = std::fs::remove_dir_all(self.run_dir());
         lease::remove_container_cgroup_parents();
-        if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        // The file goes; the copy in memory stays for an abort that lands during this teardown.
+        if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             l.release();
         }
+    }
+}
+
+/// See [`HostBackend::lease_handle`].
+#[derive(Debug, Clone)]
+pub struct LeaseHandle(Arc<std::sync::Mutex<Option<lease::Lease>>>);
+
+impl LeaseHandle {
+    /// The lease as last written, if the run got as far as claiming its folder.
+    pub fn last(&self) -> Option<lease::Lease> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -941,6 +959,17 @@ impl crate::run::World for HostWorld {
                 let login = self.login_server.clone();
                 self.scenario()?.put_pull_secret(&secret, &login, &user, &pass).await?;
             }
+            Realisation::Cluster(ClusterOp::DeletePullSecret(secret)) => {
+                self.scenario()?.delete_secret(&secret).await?;
+            }
+            Realisation::Cluster(ClusterOp::RekeyPullSecret { secret, registry }) => {
+                let (user, pass) = self.pull_secret_credentials(&PullSecretSource::Admin).await?;
+                self.learned.push(pass.clone());
+                // Written whole (not merged): the secret holds only the entry for the other host.
+                let s = self.scenario()?;
+                s.delete_secret(&secret).await?;
+                s.put_pull_secret(&secret, &registry, &user, &pass).await?;
+            }
             Realisation::Emulator(EmulatorOp::SetSecretExpiry { application, expires }) => {
                 let app_id =
                     self.exec.bindings.get(&format!("app.{application}.appId")).unwrap_or_default().to_string();
@@ -1169,7 +1198,9 @@ impl crate::run::World for HostWorld {
                     app(application, &mut out);
                 }
             }
-            F::RegenerateRegistryPassword { .. } => out.extend(pull_secret),
+            F::RegenerateRegistryPassword { .. } | F::DeletePullSecret { .. } | F::RekeyPullSecret { .. } => {
+                out.extend(pull_secret)
+            }
             F::SetImage { .. } => out.push(workload),
             F::DeleteVnetLink { vnet, .. } => out.push(w.vnet(b, vnet)),
             F::DeletePeering { from, to, .. } => {
