@@ -179,6 +179,9 @@ pub struct PrivateEndpointProperties {
     /// Connections to the target service (the registry).
     #[serde(default)]
     pub private_link_service_connections: Vec<Child<PrivateLinkServiceConnectionProperties>>,
+    /// Connections that wait for the target's owner to approve them (`Pending` until then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manual_private_link_service_connections: Vec<Child<PrivateLinkServiceConnectionProperties>>,
     /// The FQDN-to-IP pairs of the endpoint.
     #[serde(default)]
     pub custom_dns_configs: Vec<CustomDnsConfig>,
@@ -200,6 +203,13 @@ pub struct PrivateLinkServiceConnectionProperties {
     /// Approval state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_link_service_connection_state: Option<crate::container_registry::ConnectionState>,
+}
+
+impl PrivateEndpointProperties {
+    /// Every connection, automatic and manual.
+    pub fn connections(&self) -> impl Iterator<Item = &Child<PrivateLinkServiceConnectionProperties>> {
+        self.private_link_service_connections.iter().chain(&self.manual_private_link_service_connections)
+    }
 }
 
 /// `{fqdn, ipAddresses}`.

@@ -338,11 +338,8 @@ fn registries(inv: &Inventory) -> Vec<RegistryPlane> {
                 .private_endpoints
                 .iter()
                 .filter_map(|pe| {
-                    let conn = pe
-                        .properties
-                        .private_link_service_connections
-                        .iter()
-                        .find(|c| same_id(&c.properties.private_link_service_id, &r.id))?;
+                    let conn =
+                        pe.properties.connections().find(|c| same_id(&c.properties.private_link_service_id, &r.id))?;
                     let mut ips: Vec<IpAddr> = Vec::new();
                     for cfg in &pe.properties.custom_dns_configs {
                         for ip in cfg.ip_addresses.iter().filter_map(|i| i.parse().ok()) {

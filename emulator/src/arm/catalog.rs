@@ -61,7 +61,8 @@ impl TypeSpec {
 
 /// The user-assigned identity type (not in azure-model's inventory types).
 pub(crate) const USER_ASSIGNED_IDENTITY: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
-/// A registry's private endpoint connections (read-only, derived from private endpoints).
+/// A registry's private endpoint connections (derived from private endpoints; a PUT approves or
+/// rejects one, nothing else writes them).
 pub(crate) const REGISTRY_PE_CONNECTION: &str = "Microsoft.ContainerRegistry/registries/privateEndpointConnections";
 
 const fn spec(

@@ -197,3 +197,76 @@ pub(super) fn regenerate_credential(state: &mut State, id: &str, body: Value) ->
     tracing::info!(%id, password = %req.name, "admin password regenerated");
     list_credentials(state, id)
 }
+
+/// `PUT .../registries/R/privateEndpointConnections/NAME`: the registry owner approves or rejects
+/// a connection. The state is kept on the private endpoint's connection (automatic or manual),
+/// from which the registry's list is derived, so both sides show it, as in Azure.
+pub(super) fn put_connection(state: &mut State, id: &str, body: Value) -> Result<Response, ArmFailure> {
+    let registry = super::parent_id(id);
+    let name = last_segment(id).to_string();
+    let current = state
+        .store
+        .get(&registry)
+        .ok_or_else(|| ArmFailure::resource_not_found(&registry))?
+        .pointer("/properties/privateEndpointConnections")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter().find(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+        })
+        .cloned()
+        .ok_or_else(|| ArmFailure::resource_not_found(id))?;
+    let wanted = body
+        .pointer("/properties/privateLinkServiceConnectionState")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| ArmFailure::invalid_content("properties.privateLinkServiceConnectionState is required"))?;
+    let status = match wanted.get("status").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+        Some("approved") => "Approved",
+        Some("rejected") => "Rejected",
+        other => {
+            return Err(ArmFailure::bad_request(
+                "InvalidPrivateEndpointConnectionStatus",
+                format!(
+                    "The private endpoint connection status '{}' is invalid. Valid values are 'Approved' and 'Rejected'.",
+                    other.unwrap_or_default()
+                ),
+            ));
+        }
+    };
+    let description = wanted.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+    let pe_id =
+        current.pointer("/properties/privateEndpoint/id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let pe = state.store.get_mut(&pe_id).ok_or_else(|| ArmFailure::resource_not_found(&pe_id))?;
+    let mut updated = false;
+    for list in ["privateLinkServiceConnections", "manualPrivateLinkServiceConnections"] {
+        let Some(conns) = pe.pointer_mut(&format!("/properties/{list}")).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in conns.iter_mut().filter(|c| {
+            c.pointer("/properties/privateLinkServiceId")
+                .and_then(Value::as_str)
+                .is_some_and(|t| azure_model::id::same_id(t, &registry))
+        }) {
+            props(c).insert(
+                "privateLinkServiceConnectionState".into(),
+                json!({"status": status, "description": description, "actionsRequired": "None"}),
+            );
+            updated = true;
+        }
+    }
+    if !updated {
+        return Err(ArmFailure::resource_not_found(id));
+    }
+    state.commit();
+    let stored = state
+        .store
+        .get(&registry)
+        .and_then(|r| r.pointer("/properties/privateEndpointConnections"))
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter().find(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+        })
+        .cloned()
+        .unwrap_or(current);
+    tracing::info!(%id, status, "private endpoint connection updated");
+    Ok(reply(StatusCode::OK, stored))
+}

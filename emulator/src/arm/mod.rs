@@ -472,6 +472,10 @@ fn put_item(
     body: Value,
     patch: bool,
 ) -> Result<Response, ArmFailure> {
+    if spec.name == catalog::REGISTRY_PE_CONNECTION && !patch {
+        require_group(state, id)?;
+        return container_registry::put_connection(state, id, body);
+    }
     if spec.read_only {
         return Err(ArmFailure::method_not_allowed(if patch { "PATCH" } else { "PUT" }, spec.name));
     }

@@ -339,39 +339,53 @@ fn prepare_private_endpoint(
     let subnet = super::lookup_any(state, &subnet_id).ok_or_else(|| missing_reference(&subnet_id, &id))?;
     let prefix = subnet.pointer("/properties/addressPrefix").and_then(Value::as_str).unwrap_or_default().to_string();
 
-    let mut connections = match value.pointer("/properties/privateLinkServiceConnections") {
-        Some(list) => embed(
-            &id,
-            "privateLinkServiceConnections",
-            "Microsoft.Network/privateEndpoints/privateLinkServiceConnections",
-            list,
-        )?,
-        None => Vec::new(),
-    };
+    // Automatic connections are approved at once; manual ones wait for the target's owner
+    // (`Pending`, the request message as the description) unless the body already says.
+    let mut lists: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (array, child_type) in [
+        ("privateLinkServiceConnections", "Microsoft.Network/privateEndpoints/privateLinkServiceConnections"),
+        (
+            "manualPrivateLinkServiceConnections",
+            "Microsoft.Network/privateEndpoints/manualPrivateLinkServiceConnections",
+        ),
+    ] {
+        let items = match value.pointer(&format!("/properties/{array}")) {
+            Some(list) if !list.is_null() => embed(&id, array, child_type, list)?,
+            _ => Vec::new(),
+        };
+        lists.push((array, items));
+    }
     let mut registries = Vec::new();
-    for c in &mut connections {
-        let target =
-            c.pointer("/properties/privateLinkServiceId").and_then(Value::as_str).unwrap_or_default().to_string();
-        if target.is_empty() {
-            return Err(ArmFailure::invalid_content(
-                "privateLinkServiceConnections[].properties.privateLinkServiceId is required",
-            ));
+    for (array, connections) in &mut lists {
+        let manual = *array == "manualPrivateLinkServiceConnections";
+        for c in connections.iter_mut() {
+            let target =
+                c.pointer("/properties/privateLinkServiceId").and_then(Value::as_str).unwrap_or_default().to_string();
+            if target.is_empty() {
+                return Err(ArmFailure::invalid_content(format!(
+                    "{array}[].properties.privateLinkServiceId is required"
+                )));
+            }
+            if in_this_subscription(ctx, &target) && !state.store.contains(&target) {
+                return Err(missing_reference(&target, &id));
+            }
+            if let Some(r) = state
+                .store
+                .get(&target)
+                .filter(|r| crate::state::store::type_of(r).eq_ignore_ascii_case(types::REGISTRY))
+            {
+                registries.push(r.clone());
+            }
+            let message = c.pointer("/properties/requestMessage").and_then(Value::as_str).map(str::to_string);
+            let p = props(c);
+            default_field(p, "groupIds", json!(["registry"]));
+            let state = if manual {
+                json!({"status": "Pending", "description": message.unwrap_or_else(|| "Awaiting approval".into()), "actionsRequired": "None"})
+            } else {
+                json!({"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"})
+            };
+            default_field(p, "privateLinkServiceConnectionState", state);
         }
-        if in_this_subscription(ctx, &target) && !state.store.contains(&target) {
-            return Err(missing_reference(&target, &id));
-        }
-        if let Some(r) =
-            state.store.get(&target).filter(|r| crate::state::store::type_of(r).eq_ignore_ascii_case(types::REGISTRY))
-        {
-            registries.push(r.clone());
-        }
-        let p = props(c);
-        default_field(p, "groupIds", json!(["registry"]));
-        default_field(
-            p,
-            "privateLinkServiceConnectionState",
-            json!({"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"}),
-        );
     }
 
     // Addresses: kept across updates in the same subnet, else requested statically through
@@ -457,8 +471,9 @@ fn prepare_private_endpoint(
         json!([{ "id": format!("{group}/providers/Microsoft.Network/networkInterfaces/{}.nic.{}", last_segment(&id), uuid::Uuid::new_v4()) }])
     });
     let p = props(value);
-    p.insert("privateLinkServiceConnections".into(), json!(connections));
-    default_field(p, "manualPrivateLinkServiceConnections", json!([]));
+    for (array, connections) in lists {
+        p.insert(array.into(), json!(connections));
+    }
     p.insert("customDnsConfigs".into(), dns_configs);
     p.insert("networkInterfaces".into(), nic);
     check_shape::<azure_model::Resource<PrivateEndpointProperties>>(value)?;

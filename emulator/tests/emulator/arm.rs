@@ -337,6 +337,64 @@ async fn registry_defaults_credentials_and_private_endpoint() {
             .unwrap()
             .is_empty()
     );
+
+    // A manual connection request waits for the registry's owner, and carries no traffic.
+    let (status, endpoint) = w
+        .put(
+            &pe,
+            NETWORK,
+            json!({"location": "westeurope", "properties": {
+            "subnet": {"id": format!("{vnet}/subnets/pe")},
+            "manualPrivateLinkServiceConnections": [{"name": "acr", "properties": {
+                "privateLinkServiceId": acr, "groupIds": ["registry"], "requestMessage": "for the cluster"}}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let state = &endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"];
+    assert_eq!((state["status"].as_str(), state["description"].as_str()), (Some("Pending"), Some("for the cluster")));
+    let (_, conns) = w.get(&format!("{acr}/privateEndpointConnections"), CONTAINER_REGISTRY).await;
+    let conn = conns["value"][0].clone();
+    assert_eq!(conn["properties"]["privateLinkServiceConnectionState"]["status"], "Pending");
+    assert_eq!(w.emu.data_plane().registry("pullproofacr.azurecr.io").unwrap().private_endpoints[0].status, "Pending");
+    let conn_id = conn["id"].as_str().unwrap().to_string();
+    // Only Approved and Rejected may be set; an unknown connection is 404.
+    let (status, err) = w
+        .put(
+            &conn_id,
+            CONTAINER_REGISTRY,
+            json!({"properties": {"privateLinkServiceConnectionState": {"status": "Pending"}}}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidPrivateEndpointConnectionStatus"))
+    );
+    let (status, _) = w
+        .put(
+            &format!("{acr}/privateEndpointConnections/nope"),
+            CONTAINER_REGISTRY,
+            json!({"properties": {"privateLinkServiceConnectionState": {"status": "Approved"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The owner approves: both sides show it, and the endpoint carries traffic.
+    let (status, approved) = w
+        .put(
+            &conn_id,
+            CONTAINER_REGISTRY,
+            json!({"properties": {"privateLinkServiceConnectionState": {
+            "status": "Approved", "description": "ok"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["properties"]["privateLinkServiceConnectionState"]["status"], "Approved");
+    let (_, endpoint) = w.get(&pe, NETWORK).await;
+    assert_eq!(
+        endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"]
+            ["status"],
+        "Approved"
+    );
+    assert_eq!(w.emu.data_plane().registry("pullproofacr.azurecr.io").unwrap().private_endpoints[0].status, "Approved");
 }
 
 #[tokio::test]

@@ -278,6 +278,8 @@ pub enum Guard {
         /// Next hop type.
         next_hop_type: String,
     },
+    /// `read[0]` (a private endpoint connection) is `Approved`.
+    ConnectionApproved,
     /// `read[0]` is the cluster, `read[1]` its node resource group's scale sets: every scale set
     /// carries the kubelet identity.
     KubeletOnScaleSets,
@@ -533,6 +535,18 @@ fn translate_one(action: &Action, next: Option<&Action>, ctx: &PlanContext<'_>) 
             vec![fixed(Request::arm("PUT", format!("{route_table_id}/routes/{route_name}"), api::NETWORK).body(
                 json!({"properties": {"addressPrefix": address_prefix, "nextHopType": next_hop_type}}),
             ))],
+        ),
+        Action::ApprovePrivateEndpointConnection { connection_id } => step(
+            action,
+            connection_id,
+            vec![Request::arm("GET", connection_id.clone(), api::CONTAINER_REGISTRY)],
+            Guard::ConnectionApproved,
+            vec![fixed(Request::arm("PUT", connection_id.clone(), api::CONTAINER_REGISTRY).body(json!({
+                "properties": {"privateLinkServiceConnectionState": {
+                    "status": "Approved",
+                    "description": "pulldoctor: approved so the cluster's nodes can pull through it",
+                }}
+            })))],
         ),
         Action::ReconcileCluster { cluster_id } => {
             let node_rg = ctx
@@ -891,6 +905,15 @@ impl Guard {
                         }),
                 )
             }
+            Guard::ConnectionApproved => {
+                match s(r0, "/properties/privateLinkServiceConnectionState/status").to_ascii_lowercase().as_str() {
+                    "approved" => Verdict::Done,
+                    "disconnected" => Verdict::Conflict(
+                        "the connection is Disconnected: its private endpoint is gone; re-create the endpoint".into(),
+                    ),
+                    _ => Verdict::Needed,
+                }
+            }
             Guard::AppHasValidSecret => done(!valid_credentials(r0, now).is_empty()),
             Guard::ClusterSecretUnseen => Verdict::Needed,
             Guard::SecretHoldsAdmin { registry } => {
@@ -967,6 +990,11 @@ impl Guard {
                     format!("{}: {}", s(v, "/name"), if on { "has it" } else { "lacks it" })
                 }).collect::<Vec<_>>()})
             }
+            Guard::ConnectionApproved => json!({
+                "status": s(r0, "/properties/privateLinkServiceConnectionState/status"),
+                "description": s(r0, "/properties/privateLinkServiceConnectionState/description"),
+                "privateEndpoint": s(r0, "/properties/privateEndpoint/id"),
+            }),
             Guard::AppHasValidSecret => json!({"validPasswordCredentials": valid_credentials(r0, now).len(),
                 "passwordCredentials": arr(r0, "/passwordCredentials").iter()
                     .map(|c| format!("{} ends {}", s(c, "/displayName"), s(c, "/endDateTime"))).collect::<Vec<_>>()}),

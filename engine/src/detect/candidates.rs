@@ -15,7 +15,7 @@
 //! | `ACR_PULL_ROLE_MISSING`, `IMAGE_NOT_FOUND` | 5 | the first two causes of Microsoft's "Fail to pull images from Azure Container Registry to AKS" article; the most frequent known causes in `fixtures/explain/corpus.json` |
 //! | `PLATFORM_MISMATCH`, `PULL_SECRET_MISSING` | 4 | frequent in the corpus (platform: 5 threads; a missing `imagePullSecrets` is the usual answer to a bare `authentication required` outside AKS's kubelet identity) |
 //! | `SP_SECRET_EXPIRED`, `ACR_FIREWALL_DENIES_EGRESS`, `PRIVATE_DNS_ZONE_NOT_LINKED`, `NSG_BLOCKS_REGISTRY` | 3 | each has its own section in Microsoft's AKS and ACR troubleshooting articles, and threads in the corpus |
-//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE` | 2 | named by Microsoft's articles or seen in threads, but rarer |
+//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
 //! | `ACR_ABAC_ROLE_MISSING` | 1 | a registry mode introduced in 2025; few clusters use it yet |
 //!
 //! `engine/tests/explain_corpus.rs` holds the ranking to the corpus: real messages from public
@@ -54,7 +54,8 @@ pub fn prior(code: FindingCode) -> u8 {
         | PullSecretRegistryMismatch
         | VnetPeeringMissing
         | VnetPeeringDisconnected
-        | RouteBlackhole => 2,
+        | RouteBlackhole
+        | PrivateEndpointNotApproved => 2,
         AcrAbacRoleMissing => 1,
         EvidenceUnavailable => 0,
     }
@@ -201,6 +202,11 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             c(VnetPeeringDisconnected, 6, "peeringState on both sides"),
             c(NsgBlocksRegistry, 6, "outbound NSG rules on the node subnet"),
             c(RouteBlackhole, 4, "route tables with nextHopType None on the node subnet"),
+            c(
+                PrivateEndpointNotApproved,
+                5,
+                "the registry's privateEndpointConnections: privateLinkServiceConnectionState.status Approved",
+            ),
         ],
         SymptomClass::Unreachable => vec![
             c(RouteBlackhole, 6, "route tables on the node subnet"),

@@ -13,7 +13,9 @@
 //! the peering between the node VNet and the endpoint's VNet (`VNET_PEERING_MISSING`, or
 //! `VNET_PEERING_DISCONNECTED` when a side is not `Connected` or is missing), the NSGs of the
 //! node subnet (outbound) and of the endpoint subnet (inbound) (`NSG_BLOCKS_REGISTRY`), and the
-//! node subnet's route table (`ROUTE_BLACKHOLE`, `nextHopType: None`). Traffic routed to an
+//! node subnet's route table (`ROUTE_BLACKHOLE`, `nextHopType: None`), and the endpoint's
+//! connection, which carries traffic only once the registry approved it
+//! (`PRIVATE_ENDPOINT_NOT_APPROVED`). Traffic routed to an
 //! appliance or gateway transits a hub, so a direct peering is not required then.
 
 use std::net::IpAddr;
@@ -60,10 +62,7 @@ pub(crate) fn endpoints_of<'a>(inv: &'a Inventory, registry: &Registry) -> Vec<&
     inv.private_endpoints
         .iter()
         .filter(|pe| {
-            pe.properties
-                .private_link_service_connections
-                .iter()
-                .any(|c| same(&c.properties.private_link_service_id, &registry.id))
+            pe.properties.connections().any(|c| same(&c.properties.private_link_service_id, &registry.id))
                 || registry
                     .properties
                     .private_endpoint_connections
@@ -375,6 +374,10 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
         ["VirtualAppliance", "VirtualNetworkGateway"].iter().any(|h| r.properties.next_hop_type.eq_ignore_ascii_case(h))
     });
 
+    if let Some((pe, _)) = &target {
+        not_approved(out, f, registry, pe, first, port);
+    }
+
     if let Some((pe, _)) = &target
         && let Some(pe_vnet) = pe.properties.subnet.as_ref().and_then(|s| vnet_of(&s.id))
         && !same(&pe_vnet, &place.vnet_id)
@@ -478,6 +481,80 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             }
         }
     }
+}
+
+/// The state of `pe`'s connection to `registry`: as the registry lists it (with the
+/// connection's id, which approving needs), else as the endpoint holds it.
+fn connection_state(registry: &Registry, pe: &Endpoint) -> Option<(Option<String>, String, String)> {
+    let listed = registry.properties.private_endpoint_connections.iter().find_map(|c| {
+        c.properties.private_endpoint.as_ref().filter(|p| same(&p.id, &pe.id))?;
+        let state = c.properties.private_link_service_connection_state.as_ref()?;
+        Some((c.id.clone(), state.status.clone(), state.description.clone().unwrap_or_default()))
+    });
+    listed.or_else(|| {
+        pe.properties.connections().find_map(|c| {
+            if !same(&c.properties.private_link_service_id, &registry.id) {
+                return None;
+            }
+            let state = c.properties.private_link_service_connection_state.as_ref()?;
+            Some((None, state.status.clone(), state.description.clone().unwrap_or_default()))
+        })
+    })
+}
+
+/// `PRIVATE_ENDPOINT_NOT_APPROVED`: the endpoint the pull went to has a connection the registry
+/// has not approved, so its address carries no traffic.
+fn not_approved(out: &mut Findings, f: &PullFailure, registry: &Registry, pe: &Endpoint, dst: IpAddr, port: u16) {
+    let Some((connection_id, status, description)) = connection_state(registry, pe) else { return };
+    if status.eq_ignore_ascii_case("Approved") {
+        return;
+    }
+    let manual = pe
+        .properties
+        .manual_private_link_service_connections
+        .iter()
+        .any(|c| same(&c.properties.private_link_service_id, &registry.id));
+    let mut d = Draft::new(
+        FindingCode::PrivateEndpointNotApproved,
+        Confidence::High,
+        f,
+        format!(
+            "Registry {}'s private endpoint {} has a connection in state {status}, not Approved, so its address {dst} carries no traffic.",
+            registry.name, pe.name
+        ),
+    )
+    .blame(Blame::new("Registry", registry.id.clone()).note(format!("connection from {} is {status}", pe.name)))
+    .blame(Blame::new("PrivateEndpoint", pe.id.clone()).note(format!("connection {status}")))
+    .line(format!(
+        "registry {}: privateEndpointConnections[{}].privateLinkServiceConnectionState.status = {status}{}",
+        registry.name,
+        connection_id.as_deref().map(name_of).unwrap_or(pe.name.as_str()),
+        if description.is_empty() { String::new() } else { format!(" (\"{description}\")") }
+    ));
+    if manual {
+        d = d.line(format!(
+            "private endpoint {} asks for the connection manually (manualPrivateLinkServiceConnections): it waits for the registry's owner",
+            pe.name
+        ));
+    }
+    d = d.line(format!(
+        "the node resolves the registry to the endpoint's address {dst}; the pull dialled {dst}:{port} and timed out"
+    ));
+    d = match (connection_id, status.to_ascii_lowercase().as_str()) {
+        (Some(id), "pending" | "rejected") => d.action(Action::ApprovePrivateEndpointConnection { connection_id: id }),
+        (_, _) => d.action(Action::Manual {
+            change: None,
+            description: format!(
+                "the connection of private endpoint {} is {status}: delete the endpoint and create it again, then have the registry's owner approve it",
+                pe.name
+            ),
+            commands: vec![format!(
+                "az network private-endpoint delete --ids {}  # then re-create it for registry {}",
+                pe.id, registry.name
+            )],
+        }),
+    };
+    out.add(&format!("approval|{}", pe.id), f, d);
 }
 
 fn is_private(ip: IpAddr) -> bool {

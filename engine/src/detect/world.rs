@@ -1187,6 +1187,7 @@ pub(crate) fn scenarios() -> Vec<World> {
         acr_firewall_denies_egress(),
         vnet_peering_missing(),
         vnet_peering_disconnected(),
+        private_endpoint_not_approved(),
         nsg_blocks_registry(),
         route_table_blackhole(),
         platform_mismatch(),
@@ -1376,6 +1377,28 @@ fn vnet_peering_disconnected() -> World {
     w.set(&aks_vnet_id(), "/properties/virtualNetworkPeerings/0/properties/peeringSyncLevel", json!("RemoteNotInSync"));
     w.break_rollout("web", None, |rt, img| rt.request(img, &format!("dial tcp {PE_IP}:443: i/o timeout")));
     w.expected = vec!["VNET_PEERING_DISCONNECTED"];
+    w
+}
+
+fn private_endpoint_not_approved() -> World {
+    let mut w = World::private_baseline("private-endpoint-not-approved", K131);
+    // The endpoint was re-created as a manual request, and nobody approved it on the registry.
+    let pe_id = arm_id(RG_ACR, &format!("Microsoft.Network/privateEndpoints/pe-{REGISTRY}"));
+    let message = "AKS nodes pull through this endpoint";
+    let pending = json!({"status": "Pending", "description": message, "actionsRequired": "None"});
+    let mut conn = w.resource(&pe_id)["properties"]["privateLinkServiceConnections"][0].clone();
+    conn["properties"]["privateLinkServiceConnectionState"] = pending.clone();
+    conn["properties"]["requestMessage"] = json!(message);
+    conn["id"] = json!(format!("{pe_id}/manualPrivateLinkServiceConnections/pe-{REGISTRY}"));
+    w.set(&pe_id, "/properties/privateLinkServiceConnections", json!([]));
+    w.resource(&pe_id)["properties"]["manualPrivateLinkServiceConnections"] = json!([conn]);
+    w.set(
+        &registry_id(),
+        "/properties/privateEndpointConnections/0/properties/privateLinkServiceConnectionState",
+        pending,
+    );
+    w.break_rollout("web", None, |rt, img| rt.request(img, &format!("dial tcp {PE_IP}:443: i/o timeout")));
+    w.expected = vec!["PRIVATE_ENDPOINT_NOT_APPROVED"];
     w
 }
 

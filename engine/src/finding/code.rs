@@ -41,6 +41,8 @@ pub enum FindingCode {
     VnetPeeringMissing,
     /// A VNet peering on the path to the private endpoint is Disconnected.
     VnetPeeringDisconnected,
+    /// The registry has not approved its private endpoint's connection (Pending, Rejected).
+    PrivateEndpointNotApproved,
     /// An NSG rule drops the node's traffic to the registry.
     NsgBlocksRegistry,
     /// A route sends traffic to the registry nowhere (`nextHopType: None`).
@@ -78,6 +80,7 @@ impl FindingCode {
         Self::AcrFirewallDeniesEgress,
         Self::VnetPeeringMissing,
         Self::VnetPeeringDisconnected,
+        Self::PrivateEndpointNotApproved,
         Self::NsgBlocksRegistry,
         Self::RouteBlackhole,
         Self::PlatformMismatch,
@@ -101,6 +104,7 @@ impl FindingCode {
             Self::AcrFirewallDeniesEgress => "ACR_FIREWALL_DENIES_EGRESS",
             Self::VnetPeeringMissing => "VNET_PEERING_MISSING",
             Self::VnetPeeringDisconnected => "VNET_PEERING_DISCONNECTED",
+            Self::PrivateEndpointNotApproved => "PRIVATE_ENDPOINT_NOT_APPROVED",
             Self::NsgBlocksRegistry => "NSG_BLOCKS_REGISTRY",
             Self::RouteBlackhole => "ROUTE_BLACKHOLE",
             Self::PlatformMismatch => "PLATFORM_MISMATCH",
@@ -130,6 +134,9 @@ impl FindingCode {
             Self::AcrFirewallDeniesEgress => "the registry firewall does not allow the cluster's egress IP",
             Self::VnetPeeringMissing => "no VNet peering connects the cluster to the registry's private endpoint",
             Self::VnetPeeringDisconnected => "the VNet peering to the private endpoint's VNet is Disconnected",
+            Self::PrivateEndpointNotApproved => {
+                "the registry has not approved its private endpoint's connection (Pending or Rejected)"
+            }
             Self::NsgBlocksRegistry => "a network security group rule blocks traffic to the registry",
             Self::RouteBlackhole => "a route table sends registry traffic nowhere",
             Self::PlatformMismatch => "the image has no variant for the node's operating system or architecture",
@@ -185,7 +192,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 18);
+        assert_eq!(FindingCode::ALL.len(), 19);
     }
 
     #[test]

@@ -153,6 +153,12 @@ pub enum Action {
         /// The new next hop type.
         next_hop_type: String,
     },
+    /// Approve a registry's private endpoint connection (as the registry's owner).
+    #[serde(rename_all = "camelCase")]
+    ApprovePrivateEndpointConnection {
+        /// The connection's id (`REGISTRY/privateEndpointConnections/NAME`).
+        connection_id: String,
+    },
     /// Reconcile the cluster so AKS re-attaches the kubelet identity to its scale sets.
     #[serde(rename_all = "camelCase")]
     ReconcileCluster {
@@ -242,6 +248,9 @@ impl Action {
                 "set route `{route_name}` ({address_prefix}) in {} to next hop {next_hop_type}",
                 short(route_table_id)
             ),
+            Action::ApprovePrivateEndpointConnection { connection_id } => {
+                format!("approve private endpoint connection {}", short(connection_id))
+            }
             Action::ReconcileCluster { cluster_id } => {
                 format!(
                     "reconcile cluster {} so the kubelet identity is re-attached to its scale sets",
@@ -302,6 +311,9 @@ impl Action {
                     "az network route-table route update -g {rg} --route-table-name {table} -n {route_name} --next-hop-type {next_hop_type}"
                 )]
             }
+            Action::ApprovePrivateEndpointConnection { connection_id } => vec![format!(
+                "az network private-endpoint-connection approve --id {connection_id} --description \"Approved for AKS image pulls\""
+            )],
             Action::ReconcileCluster { cluster_id } => {
                 let (rg, name) = rg_and_name(cluster_id);
                 vec![format!("az aks update -g {rg} -n {name}")]

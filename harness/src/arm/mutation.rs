@@ -203,6 +203,16 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
                 format!("add route {}", route.name),
             )])
         }
+        Mutation::RecreatePrivateEndpointManual { .. } | Mutation::RestorePrivateEndpoint => {
+            let manual = match m {
+                Mutation::RecreatePrivateEndpointManual { request_message } => Some(request_message.as_str()),
+                _ => None,
+            };
+            let (Some(pe_id), Some(put)) = (w.private_endpoint(b), provision::private_endpoint(b, w, manual)) else {
+                return Realisation::Nothing;
+            };
+            Azure(vec![Request::delete(pe_id, v::NETWORK, "delete the registry's private endpoint"), put])
+        }
         Mutation::DeleteRoute { route_table, route } => Azure(vec![Request::delete(
             format!("{}/routes/{route}", w.route_table(b, route_table)),
             v::NETWORK,

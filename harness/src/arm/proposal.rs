@@ -72,6 +72,14 @@ pub fn requests_for(action: &Action, subscription: &str) -> Option<Vec<Request>>
             } }),
             format!("peer to {remote_vnet_id} (proposed)"),
         )),
+        Action::ApprovePrivateEndpointConnection { connection_id } => one(Request::put(
+            connection_id.clone(),
+            v::CONTAINER_REGISTRY,
+            json!({ "properties": { "privateLinkServiceConnectionState": {
+                "status": "Approved", "description": "approved (proposed)"
+            } } }),
+            format!("approve {connection_id} (proposed)"),
+        )),
         Action::CreateRoleAssignment { scope, principal_id, principal_type, role_definition_guid, .. } => {
             let name = stable_guid(&[scope, principal_id, role_definition_guid, "proposal"]);
             one(Request::put(

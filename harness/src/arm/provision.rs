@@ -127,26 +127,8 @@ pub fn provision(b: &Baseline, world: &World) -> Vec<Request> {
         }
     }
     out.push(registry(b, world));
-    if let (Some(pe), Some(pe_id)) = (&b.registry.private_endpoint, world.private_endpoint(b)) {
-        out.push(Request::put(
-            pe_id,
-            v::NETWORK,
-            json!({
-                "location": loc,
-                "properties": {
-                    "subnet": { "id": world.subnet(b, &pe.subnet) },
-                    "privateLinkServiceConnections": [{
-                        "name": format!("{}-connection", pe.name),
-                        "properties": { "privateLinkServiceId": world.registry(b), "groupIds": ["registry"] }
-                    }],
-                    "ipConfigurations": [{
-                        "name": "registry",
-                        "properties": { "groupId": "registry", "memberName": "registry", "privateIPAddress": pe.ip }
-                    }]
-                }
-            }),
-            format!("private endpoint {} for the registry", pe.name),
-        ));
+    if let (Some(pe), Some(request)) = (&b.registry.private_endpoint, private_endpoint(b, world, None)) {
+        out.push(request);
         if let Some(zone) = b.private_dns_zones.iter().find(|z| z.name == azure_model::network::ACR_PRIVATE_ZONE) {
             out.push(Request::put(
                 format!("{}/A/{}", world.zone(b, &zone.name), b.registry.name.to_ascii_lowercase()),
@@ -161,6 +143,44 @@ pub fn provision(b: &Baseline, world: &World) -> Vec<Request> {
         out.push(role_assignment(b, world, &a.principal, &a.role, a.scope));
     }
     out
+}
+
+/// The PUT of the registry's private endpoint: an automatic connection, or with
+/// `manual_request = Some(message)` a manual connection request that waits for the registry's
+/// owner (`manualPrivateLinkServiceConnections`). `None` when the baseline has no endpoint.
+pub fn private_endpoint(b: &Baseline, world: &World, manual_request: Option<&str>) -> Option<Request> {
+    let (pe, pe_id) = (b.registry.private_endpoint.as_ref()?, world.private_endpoint(b)?);
+    let mut connection = json!({
+        "name": format!("{}-connection", pe.name),
+        "properties": { "privateLinkServiceId": world.registry(b), "groupIds": ["registry"] }
+    });
+    let list = match manual_request {
+        Some(message) => {
+            connection["properties"]["requestMessage"] = json!(message);
+            "manualPrivateLinkServiceConnections"
+        }
+        None => "privateLinkServiceConnections",
+    };
+    let mut body = json!({
+        "location": b.location,
+        "properties": {
+            "subnet": { "id": world.subnet(b, &pe.subnet) },
+            "ipConfigurations": [{
+                "name": "registry",
+                "properties": { "groupId": "registry", "memberName": "registry", "privateIPAddress": pe.ip }
+            }]
+        }
+    });
+    body["properties"][list] = json!([connection]);
+    Some(Request::put(
+        pe_id,
+        v::NETWORK,
+        body,
+        match manual_request {
+            Some(_) => format!("private endpoint {} for the registry, as a manual connection request", pe.name),
+            None => format!("private endpoint {} for the registry", pe.name),
+        },
+    ))
 }
 
 /// The PUT of one role assignment.

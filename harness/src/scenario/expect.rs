@@ -86,6 +86,8 @@ pub enum ActionKind {
     AllowNsgRule,
     /// Change a route's next hop.
     SetRouteNextHop,
+    /// Approve a registry's private endpoint connection.
+    ApprovePrivateEndpointConnection,
     /// Reconcile the cluster (re-attach the kubelet identity).
     ReconcileCluster,
     /// Give a service principal a new secret.

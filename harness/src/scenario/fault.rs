@@ -115,6 +115,19 @@ pub enum Fault {
         /// The route.
         route: Route,
     },
+    /// Re-create the registry's private endpoint as a manual connection request (Terraform's
+    /// `is_manual_connection = true`, or a team that may not approve on the registry): its
+    /// connection stays `Pending` until the registry's owner approves it, and carries no traffic.
+    #[serde(rename_all = "camelCase")]
+    RecreatePrivateEndpointManual {
+        /// The request message the registry's owner sees.
+        #[serde(default = "default_request_message")]
+        request_message: String,
+    },
+}
+
+fn default_request_message() -> String {
+    "Please approve: AKS nodes pull through this endpoint".into()
 }
 
 /// One executable change of the world. Faults and their inverses are both mutations.
@@ -191,6 +204,12 @@ pub enum Mutation {
     /// Delete a route.
     #[serde(rename_all = "camelCase")]
     DeleteRoute { route_table: String, route: String },
+    /// Delete the registry's private endpoint and create it again as a manual connection request.
+    #[serde(rename_all = "camelCase")]
+    RecreatePrivateEndpointManual { request_message: String },
+    /// Delete the registry's private endpoint and create it again as the baseline declares it
+    /// (an automatic connection, approved at once).
+    RestorePrivateEndpoint,
 }
 
 impl Fault {
@@ -212,6 +231,7 @@ impl Fault {
             Fault::DeletePeering { .. } => "deletePeering",
             Fault::AddNsgRule { .. } => "addNsgRule",
             Fault::AddRoute { .. } => "addRoute",
+            Fault::RecreatePrivateEndpointManual { .. } => "recreatePrivateEndpointManual",
         }
     }
 
@@ -237,6 +257,9 @@ impl Fault {
             Fault::DeletePeering { from, to, both_sides } => Mutation::DeletePeering { from, to, both_sides },
             Fault::AddNsgRule { nsg, rule } => Mutation::AddNsgRule { nsg, rule },
             Fault::AddRoute { route_table, route } => Mutation::AddRoute { route_table, route },
+            Fault::RecreatePrivateEndpointManual { request_message } => {
+                Mutation::RecreatePrivateEndpointManual { request_message }
+            }
         }
     }
 
@@ -274,6 +297,7 @@ impl Fault {
             Fault::DeletePeering { from, to, both_sides } => Mutation::CreatePeering { from, to, both_sides },
             Fault::AddNsgRule { nsg, rule } => Mutation::DeleteNsgRule { nsg, rule: rule.name },
             Fault::AddRoute { route_table, route } => Mutation::DeleteRoute { route_table, route: route.name },
+            Fault::RecreatePrivateEndpointManual { .. } => Mutation::RestorePrivateEndpoint,
         }
     }
 
@@ -402,6 +426,18 @@ impl Fault {
             Fault::AddRoute { route_table, .. } => {
                 need(route_table, "route table", baseline.route_tables.iter().map(|r| r.name.clone()).collect())
             }
+            Fault::RecreatePrivateEndpointManual { request_message } => {
+                if baseline.registry.private_endpoint.is_none() {
+                    out.push((
+                        request_message.clone(),
+                        Diagnostic::new(format!(
+                            "recreatePrivateEndpointManual needs a registry with a private endpoint; baseline `{}` has none",
+                            baseline.name
+                        ))
+                        .hint("use baseline `private-registry`"),
+                    ));
+                }
+            }
         }
         out
     }
@@ -475,6 +511,13 @@ impl Mutation {
             ),
             Mutation::DeleteRoute { route_table, route } => {
                 format!("delete route {route} from route table {route_table}")
+            }
+            Mutation::RecreatePrivateEndpointManual { .. } => {
+                "re-create the registry's private endpoint as a manual connection request (Pending until approved)"
+                    .into()
+            }
+            Mutation::RestorePrivateEndpoint => {
+                "re-create the registry's private endpoint as the baseline declares it (automatic connection)".into()
             }
         }
     }

@@ -1207,6 +1207,8 @@ impl crate::run::World for HostWorld {
                 out.push(w.vnet(b, from));
                 out.push(w.vnet(b, to));
             }
+            // The approval is the registry owner's: the registry and its endpoint.
+            F::RecreatePrivateEndpointManual { .. } => out.push(w.registry(b)),
             _ => {}
         }
         out.sort();

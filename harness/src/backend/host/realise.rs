@@ -120,9 +120,9 @@ impl NodePlacement {
 /// The router's policy for the current control plane: which private flows pass, and the node
 /// subnet's routes.
 ///
-/// A flow from the node to a private endpoint passes the router's filter when the endpoint's VNet
-/// is the node's or is peered with it (Connected both ways) and no outbound NSG rule on the node
-/// subnet denies it. Public traffic passes (with SNAT to the egress IP) unless an NSG rule denies
+/// A flow from the node to a private endpoint passes the router's filter when the registry has
+/// approved the endpoint's connection, the endpoint's VNet is the node's or is peered with it
+/// (Connected both ways) and no outbound NSG rule on the node subnet denies it. Public traffic passes (with SNAT to the egress IP) unless an NSG rule denies
 /// it. Which route a packet takes is left to the kernel: the node subnet's system routes (its
 /// VNet's address space, the peered VNets', the default route) and its route table's routes are
 /// installed as they are, and Linux's longest-prefix match picks one; next hop `None` drops.
@@ -137,8 +137,12 @@ pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
             let pe_vnet = pe.subnet_id.as_deref().and_then(|s| s.rsplitn(3, '/').nth(2)).unwrap_or_default();
             for ip in &pe.ip_addresses {
                 let IpAddr::V4(v4) = ip else { continue };
-                let reachable =
-                    dp.peered(&node.vnet_id, pe_vnet) && nsg_denies_outbound(&nsg, src, *ip, HTTPS).is_none();
+                // An endpoint whose connection the registry has not approved (Pending, Rejected,
+                // Disconnected) carries no traffic: its address answers nothing.
+                let approved = pe.status.eq_ignore_ascii_case("Approved");
+                let reachable = approved
+                    && dp.peered(&node.vnet_id, pe_vnet)
+                    && nsg_denies_outbound(&nsg, src, *ip, HTTPS).is_none();
                 if reachable {
                     allowed.push(Flow::new(Ipv4Net::host(node.ip), Ipv4Net::host(*v4)));
                 }
