@@ -22,6 +22,11 @@ use crate::run::BackendError;
 pub const KUBELET_PORT: u16 = 10250;
 /// Pods' addresses on the node (the CNI bridge's range; the node has no other pods).
 const POD_CIDR: &str = "10.244.0.0/24";
+/// Where every kubelet serves its device-plugin registration socket and keeps its checkpoint:
+/// a fixed path (not below `--root-dir`), so kubelets sharing a host would race for one socket
+/// (`bind: address already in use` when two start at once). Each node gets its own, mounted
+/// there in the node's mount namespace.
+const DEVICE_PLUGIN_DIR: &str = "/var/lib/kubelet/device-plugins";
 
 fn err(what: &str) -> impl FnOnce(String) -> BackendError + '_ {
     move |e| BackendError(format!("{what}: {e}"))
@@ -106,12 +111,22 @@ impl Node {
                 { "type": "loopback" },
             ],
         });
+        // The kubelet joins containerd's mount namespace: the node's own device-plugin directory
+        // is bound there, over the host's (created if missing, so the bind has a target).
+        let device_plugins = spec.dir.join("device-plugins");
+        for dir in [device_plugins.as_path(), Path::new(DEVICE_PLUGIN_DIR)] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err("device-plugin directory")(format!("{}: {e}", dir.display())))?;
+        }
         let containerd = Containerd::start(ContainerdConfig {
             binary: c.containerd("containerd"),
             base_dir: Some(spec.dir.clone()),
             log_file: Some(spec.dir.join("containerd.log")),
             ssl_cert_file: Some(spec.ca_bundle.clone()),
-            launcher: Launcher::netns_with_resolv(node_ns.path(), spec.topology.resolv_conf_path()),
+            launcher: Launcher::in_netns(node_ns.path()).with_private_binds([
+                (spec.topology.resolv_conf_path(), Path::new("/etc/resolv.conf")),
+                (device_plugins.as_path(), Path::new(DEVICE_PLUGIN_DIR)),
+            ]),
             cni_network: Some(conflist.to_string()),
             startup_timeout: Duration::from_secs(20),
             ..Default::default()
