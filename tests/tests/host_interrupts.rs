@@ -14,10 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pullproof::backend::host::{HostOptions, lease, preflight};
+use pullproof::backend::host::lease;
 
+mod host_ready;
 mod leftovers;
 mod rng;
+use host_ready::host_ready;
 use leftovers::Leftovers;
 use rng::Rng;
 
@@ -202,12 +204,7 @@ fn interrupt(moment: Moment, signal: Signal, rng: &mut Rng) -> Outcome {
 
 #[test]
 fn host_interrupts_leave_nothing_behind() {
-    if let Err(e) = preflight(&HostOptions::default()) {
-        assert!(
-            std::env::var("PULLPROOF_SKIP_HOST_TESTS").as_deref() == Ok("1"),
-            "the host backend cannot run here: {e} (or set PULLPROOF_SKIP_HOST_TESTS=1 to skip knowingly)"
-        );
-        eprintln!("SKIPPED (PULLPROOF_SKIP_HOST_TESTS=1): {e}");
+    if !host_ready("host_interrupts_leave_nothing_behind") {
         return;
     }
     assert!(lease::orphans().is_empty(), "an orphaned world is already here: run `pullproof clean` first");
