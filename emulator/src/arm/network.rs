@@ -376,15 +376,30 @@ fn prepare_private_endpoint(
             {
                 registries.push(r.clone());
             }
+            // The state is the target owner's (approve, reject): whatever the endpoint's PUT says
+            // is ignored, an update keeps it, and a new connection starts Approved (automatic)
+            // or Pending (manual).
             let message = c.pointer("/properties/requestMessage").and_then(Value::as_str).map(str::to_string);
+            let name = c.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let kept = existing
+                .and_then(|e| e.pointer(&format!("/properties/{array}")))
+                .and_then(Value::as_array)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|x| x.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+                })
+                .and_then(|x| x.pointer("/properties/privateLinkServiceConnectionState"))
+                .cloned();
+            let state = kept.unwrap_or_else(|| {
+                if manual {
+                    json!({"status": "Pending", "description": message.unwrap_or_else(|| "Awaiting approval".into()), "actionsRequired": "None"})
+                } else {
+                    json!({"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"})
+                }
+            });
             let p = props(c);
             default_field(p, "groupIds", json!(["registry"]));
-            let state = if manual {
-                json!({"status": "Pending", "description": message.unwrap_or_else(|| "Awaiting approval".into()), "actionsRequired": "None"})
-            } else {
-                json!({"status": "Approved", "description": "Auto-Approved", "actionsRequired": "None"})
-            };
-            default_field(p, "privateLinkServiceConnectionState", state);
+            p.insert("privateLinkServiceConnectionState".into(), state);
         }
     }
 

@@ -352,6 +352,21 @@ async fn registry_defaults_credentials_and_private_endpoint() {
     assert_eq!(status, StatusCode::CREATED, "{endpoint}");
     let state = &endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"];
     assert_eq!((state["status"].as_str(), state["description"].as_str()), (Some("Pending"), Some("for the cluster")));
+    // The endpoint's owner cannot approve its own request: the state in its PUT is ignored.
+    let (status, endpoint) = w
+        .put(
+            &pe,
+            NETWORK,
+            json!({"location": "westeurope", "properties": {
+            "subnet": {"id": format!("{vnet}/subnets/pe")},
+            "manualPrivateLinkServiceConnections": [{"name": "acr", "properties": {
+                "privateLinkServiceId": acr, "groupIds": ["registry"],
+                "privateLinkServiceConnectionState": {"status": "Approved"}}}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{endpoint}");
+    let state = &endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"];
+    assert_eq!(state["status"], "Pending");
     let (_, conns) = w.get(&format!("{acr}/privateEndpointConnections"), CONTAINER_REGISTRY).await;
     let conn = conns["value"][0].clone();
     assert_eq!(conn["properties"]["privateLinkServiceConnectionState"]["status"], "Pending");

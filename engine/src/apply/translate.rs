@@ -278,7 +278,8 @@ pub enum Guard {
         /// Next hop type.
         next_hop_type: String,
     },
-    /// `read[0]` (a private endpoint connection) is `Approved`.
+    /// `read[0]` (a private endpoint connection) is `Approved`; `Pending` needs approving;
+    /// `Rejected` (the owner's decision) and `Disconnected` are conflicts.
     ConnectionApproved,
     /// `read[0]` is the cluster, `read[1]` its node resource group's scale sets: every scale set
     /// carries the kubelet identity.
@@ -908,10 +909,13 @@ impl Guard {
             Guard::ConnectionApproved => {
                 match s(r0, "/properties/privateLinkServiceConnectionState/status").to_ascii_lowercase().as_str() {
                     "approved" => Verdict::Done,
-                    "disconnected" => Verdict::Conflict(
-                        "the connection is Disconnected: its private endpoint is gone; re-create the endpoint".into(),
+                    "pending" => Verdict::Needed,
+                    "rejected" => Verdict::Conflict(
+                        "the registry's owner rejected this connection: not overridden; ask them to approve it".into(),
                     ),
-                    _ => Verdict::Needed,
+                    other => Verdict::Conflict(format!(
+                        "the connection is {other}: the registry's owner removed it; re-create the private endpoint"
+                    )),
                 }
             }
             Guard::AppHasValidSecret => done(!valid_credentials(r0, now).is_empty()),

@@ -374,8 +374,16 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
         ["VirtualAppliance", "VirtualNetworkGateway"].iter().any(|h| r.properties.next_hop_type.eq_ignore_ascii_case(h))
     });
 
-    if let Some((pe, _)) = &target {
-        not_approved(out, f, registry, pe, first, port);
+    // Approval is judged only for an endpoint known to be the one the pull went to: the only
+    // one of the registry, or the only one holding the dialled address (endpoints of other
+    // teams, or addresses known only from the zone's records, make it ambiguous: then nothing
+    // is said, and certainly nothing approved).
+    let went_to: Vec<&Endpoint> = match dialed {
+        Some((d, _)) => endpoints.iter().copied().filter(|pe| endpoint_ips(inv, registry, pe).contains(&d)).collect(),
+        None => endpoints.clone(),
+    };
+    if let [pe] = went_to.as_slice() {
+        not_approved(out, f, registry, pe, dialed.map(|(d, _)| d).unwrap_or(first), port);
     }
 
     if let Some((pe, _)) = &target
@@ -540,17 +548,51 @@ fn not_approved(out: &mut Findings, f: &PullFailure, registry: &Registry, pe: &E
     d = d.line(format!(
         "the node resolves the registry to the endpoint's address {dst}; the pull dialled {dst}:{port} and timed out"
     ));
+    let (rg, registry_name) = (super::support::resource_group_of(&registry.id).unwrap_or_default(), &registry.name);
     d = match (connection_id, status.to_ascii_lowercase().as_str()) {
-        (Some(id), "pending" | "rejected") => d.action(Action::ApprovePrivateEndpointConnection { connection_id: id }),
-        (_, _) => d.action(Action::Manual {
+        // Nobody decided yet: approving is the registry owner's ordinary step.
+        (Some(id), "pending") => d.action(Action::ApprovePrivateEndpointConnection { connection_id: id }),
+        (None, "pending") => d.action(Action::Manual {
             change: None,
             description: format!(
-                "the connection of private endpoint {} is {status}: delete the endpoint and create it again, then have the registry's owner approve it",
+                "approve the connection of private endpoint {} on registry {registry_name} (the registry does not list it in this inventory)",
+                pe.name
+            ),
+            commands: vec![
+                format!(
+                    "az network private-endpoint-connection list --id {} --query \"[?properties.privateEndpoint.id=='{}'].name\" -o tsv",
+                    registry.id, pe.id
+                ),
+                format!(
+                    "az network private-endpoint-connection approve -g {rg} --resource-name {registry_name} --type Microsoft.ContainerRegistry/registries -n NAME --description \"Approved for AKS image pulls\""
+                ),
+            ],
+        }),
+        // Someone refused it: a decision for the registry's owner, never overridden here.
+        (id, "rejected") => d.action(Action::Manual {
+            change: None,
+            description: format!(
+                "the registry's owner rejected the connection of private endpoint {}: ask them to approve it (or to say which endpoint the cluster should use)",
+                pe.name
+            ),
+            commands: vec![match id {
+                Some(id) => format!("az network private-endpoint-connection approve --id {id} --description \"Approved for AKS image pulls\""),
+                None => format!(
+                    "az network private-endpoint-connection approve -g {rg} --resource-name {registry_name} --type Microsoft.ContainerRegistry/registries -n NAME"
+                ),
+            }],
+        }),
+        // Disconnected (the registry's owner removed the connection) or anything else: the
+        // endpoint must ask again.
+        _ => d.action(Action::Manual {
+            change: None,
+            description: format!(
+                "the connection of private endpoint {} is {status} (the registry's owner removed it): delete the endpoint and create it again, then have the registry's owner approve it",
                 pe.name
             ),
             commands: vec![format!(
-                "az network private-endpoint delete --ids {}  # then re-create it for registry {}",
-                pe.id, registry.name
+                "az network private-endpoint delete --ids {}  # then re-create it for registry {registry_name}",
+                pe.id
             )],
         }),
     };
