@@ -1080,6 +1080,39 @@ mod world_tests {
     }
 
     #[test]
+    fn an_unapproved_endpoint_is_approved_only_when_pending_and_unambiguous() {
+        let pending = scenario("private-endpoint-not-approved");
+        let d = diagnose(&pending);
+        assert!(
+            matches!(d.findings[0].plan.actions.as_slice(), [Action::ApprovePrivateEndpointConnection { .. }]),
+            "{:?}",
+            d.findings[0].plan.actions
+        );
+
+        // Rejected: the owner's decision, never approved automatically.
+        let mut rejected = scenario("private-endpoint-not-approved");
+        rejected.set(
+            &registry_id(),
+            "/properties/privateEndpointConnections/0/properties/privateLinkServiceConnectionState/status",
+            json!("Rejected"),
+        );
+        let d = diagnose(&rejected);
+        assert_eq!(d.findings[0].code, FindingCode::PrivateEndpointNotApproved);
+        assert!(d.findings[0].plan.actions.iter().all(|a| a.needs_human()), "{:?}", d.findings[0].plan.actions);
+
+        // A second endpoint of the registry holding the same address (known only from the zone's
+        // records): which one the pull went to is unknown, so nothing is said about approval.
+        let mut twins = scenario("private-endpoint-not-approved");
+        let pe_id = arm_id(RG_ACR, &format!("Microsoft.Network/privateEndpoints/pe-{REGISTRY}"));
+        let mut other = twins.resource(&pe_id).clone();
+        other["id"] = json!(arm_id(RG_ACR, "Microsoft.Network/privateEndpoints/pe-other-team"));
+        other["name"] = json!("pe-other-team");
+        twins.add(other);
+        let codes: Vec<_> = diagnose(&twins).findings.iter().map(|f| f.code).collect();
+        assert!(!codes.contains(&FindingCode::PrivateEndpointNotApproved), "{codes:?}");
+    }
+
+    #[test]
     fn initiated_versus_disconnected_peerings() {
         // Only the cluster side exists (Initiated): create the hub side, nothing else.
         let mut w = scenario("vnet-peering-missing");
