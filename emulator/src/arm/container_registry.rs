@@ -204,17 +204,10 @@ pub(super) fn regenerate_credential(state: &mut State, id: &str, body: Value) ->
 pub(super) fn put_connection(state: &mut State, id: &str, body: Value) -> Result<Response, ArmFailure> {
     let registry = super::parent_id(id);
     let name = last_segment(id).to_string();
-    let current = state
-        .store
-        .get(&registry)
-        .ok_or_else(|| ArmFailure::resource_not_found(&registry))?
-        .pointer("/properties/privateEndpointConnections")
-        .and_then(Value::as_array)
-        .and_then(|list| {
-            list.iter().find(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
-        })
-        .cloned()
-        .ok_or_else(|| ArmFailure::resource_not_found(id))?;
+    if !state.store.contains(&registry) {
+        return Err(ArmFailure::resource_not_found(&registry));
+    }
+    let current = connection_named(state, &registry, &name).ok_or_else(|| ArmFailure::resource_not_found(id))?;
     let wanted = body
         .pointer("/properties/privateLinkServiceConnectionState")
         .filter(|s| s.is_object())
@@ -257,16 +250,16 @@ pub(super) fn put_connection(state: &mut State, id: &str, body: Value) -> Result
         return Err(ArmFailure::resource_not_found(id));
     }
     state.commit();
-    let stored = state
-        .store
-        .get(&registry)
-        .and_then(|r| r.pointer("/properties/privateEndpointConnections"))
-        .and_then(Value::as_array)
-        .and_then(|list| {
-            list.iter().find(|c| c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
-        })
-        .cloned()
-        .unwrap_or(current);
+    let stored = connection_named(state, &registry, &name).unwrap_or(current);
     tracing::info!(%id, status, "private endpoint connection updated");
     Ok(reply(StatusCode::OK, stored))
+}
+
+/// The registry's (derived) private endpoint connection named `name`, case-insensitively.
+fn connection_named(state: &State, registry: &str, name: &str) -> Option<Value> {
+    let parent = state.store.get(registry)?;
+    crate::state::derived::children(parent, "privateEndpointConnections")
+        .iter()
+        .find(|c| super::child_named(c, name))
+        .cloned()
 }

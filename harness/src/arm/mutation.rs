@@ -203,22 +203,25 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
                 format!("add route {}", route.name),
             )])
         }
-        Mutation::RecreatePrivateEndpointManual { .. } | Mutation::RestorePrivateEndpoint => {
-            let manual = match m {
-                Mutation::RecreatePrivateEndpointManual { request_message } => Some(request_message.as_str()),
-                _ => None,
-            };
-            let (Some(pe_id), Some(put)) = (w.private_endpoint(b), provision::private_endpoint(b, w, manual)) else {
-                return Realisation::Nothing;
-            };
-            Azure(vec![Request::delete(pe_id, v::NETWORK, "delete the registry's private endpoint"), put])
+        Mutation::RecreatePrivateEndpointManual { request_message } => {
+            recreate_private_endpoint(b, w, Some(request_message))
         }
+        Mutation::RestorePrivateEndpoint => recreate_private_endpoint(b, w, None),
         Mutation::DeleteRoute { route_table, route } => Azure(vec![Request::delete(
             format!("{}/routes/{route}", w.route_table(b, route_table)),
             v::NETWORK,
             format!("delete route {route}"),
         )]),
     }
+}
+
+/// Deletes the registry's private endpoint and creates it again, automatic or as a manual
+/// connection request (Azure cannot switch an endpoint between the two in place).
+fn recreate_private_endpoint(b: &Baseline, w: &World, manual_request: Option<&str>) -> Realisation {
+    let (Some(pe_id), Some(put)) = (w.private_endpoint(b), provision::private_endpoint(b, w, manual_request)) else {
+        return Realisation::Nothing;
+    };
+    Realisation::Azure(vec![Request::delete(pe_id, v::NETWORK, "delete the registry's private endpoint"), put])
 }
 
 /// The principal binding, re-exported for callers that build requests by hand.
