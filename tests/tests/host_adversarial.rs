@@ -8,7 +8,7 @@ use pullproof::run::{Conformance, RemediationVerdict, Status};
 
 mod grading;
 mod leftovers;
-use grading::{grade, grade_as, root};
+use grading::{grade, grade_as, root, why};
 
 fn engine(name: &str) -> String {
     format!("python3 {}", root().join("examples/engines/adversarial").join(name).display())
@@ -24,17 +24,18 @@ fn host_a_message_guesser_never_gets_a_remediation_counted() {
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
     let status = |name: &str| run.scenarios.iter().find(|s| s.scenario == name).unwrap().status;
     // The right code from the message text, blaming the workload: right for a bad tag...
-    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}");
+    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}\n{}", why(&run));
     // ...but "look into it" is not a fix, and nothing was applied on its behalf.
-    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::Wrong), "{c:?}");
+    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::Wrong), "{c:?}\n{}", why(&run));
     assert_eq!(status("image-tag-not-found"), Status::FailedRemediation);
     // A dropped route is not the workload's fault.
-    assert_eq!(row("route-table-blackhole").detection, Detection::DetectedWrongResource, "{c:?}");
+    assert_eq!(row("route-table-blackhole").detection, Detection::DetectedWrongResource, "{c:?}\n{}", why(&run));
     assert_eq!(status("route-table-blackhole"), Status::FailedDetection);
     for r in &c.rows {
         assert!(
             !matches!(r.remediation, Some(RemediationVerdict::Verified | RemediationVerdict::MatchesInverse)),
-            "{c:?}"
+            "{c:?}\n{}",
+            why(&run)
         );
     }
 }
@@ -45,9 +46,9 @@ fn host_an_engine_that_reports_everything_has_false_positives_and_low_precision(
         return;
     };
     let c = Conformance::of(&run);
-    assert!(c.rows.iter().all(|r| r.detection == Detection::FalsePositive), "{c:?}");
+    assert!(c.rows.iter().all(|r| r.detection == Detection::FalsePositive), "{c:?}\n{}", why(&run));
     assert_eq!(c.recall, Some(1.0));
-    assert!(c.precision.unwrap() < 0.1, "{c:?}");
+    assert!(c.precision.unwrap() < 0.1, "{c:?}\n{}", why(&run));
 }
 
 #[test]
@@ -57,9 +58,9 @@ fn host_an_engine_that_reports_nothing_has_zero_recall() {
     };
     let c = Conformance::of(&run);
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
-    assert_eq!(row("healthy-baseline").detection, Detection::Detected);
+    assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{}", why(&run));
     // "Healthy" on a broken world is a miss, never a pass.
-    assert_eq!(row("acrpull-role-missing").detection, Detection::Missed);
+    assert_eq!(row("acrpull-role-missing").detection, Detection::Missed, "{}", why(&run));
     assert_eq!(c.recall, Some(0.0));
     let broken = run.scenarios.iter().find(|s| s.scenario == "acrpull-role-missing").unwrap();
     assert_eq!(broken.status, Status::FailedDetection);
@@ -72,9 +73,9 @@ fn host_an_engine_that_crashes_or_hangs_is_engine_failed() {
     {
         let Some(run) = grade(command.clone(), &["acrpull-role-missing"], timeout) else { return };
         let c = Conformance::of(&run);
-        assert_eq!(c.rows[0].detection, Detection::EngineFailed, "{command}: {c:?}");
+        assert_eq!(c.rows[0].detection, Detection::EngineFailed, "{command}: {c:?}\n{}", why(&run));
         assert_eq!(c.recall, Some(0.0));
-        assert_eq!(run.scenarios[0].status, Status::FailedDetection);
+        assert_eq!(run.scenarios[0].status, Status::FailedDetection, "{}", why(&run));
     }
 }
 

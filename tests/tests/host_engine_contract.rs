@@ -6,7 +6,7 @@ use pullproof::run::{Conformance, RemediationVerdict, Status};
 
 mod grading;
 mod leftovers;
-use grading::{root, target_bin};
+use grading::{root, target_bin, why};
 
 const FAST: &[&str] = &[
     "healthy-baseline",
@@ -46,19 +46,19 @@ fn host_naive_engine_gets_an_honest_grade() {
     let Some(run) = grade(format!("python3 {}", script.display())) else { return };
     let c = Conformance::of(&run);
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
-    assert_eq!(row("healthy-baseline").detection, Detection::Detected);
+    assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{}", why(&run));
     // The right code, but a missing role is not the workload's fault.
-    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource);
+    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource, "{}", why(&run));
     // A 401 alone does not say whose identity is broken: the naive guess is the wrong code.
-    assert_eq!(row("kubelet-identity-removed").detection, Detection::WrongCode);
+    assert_eq!(row("kubelet-identity-removed").detection, Detection::WrongCode, "{}", why(&run));
     // 403 without Azure evidence: firewall guessed, DNS was the cause.
-    assert_eq!(row("private-dns-missing").detection, Detection::WrongCode);
-    assert_eq!(row("image-tag-not-found").detection, Detection::Detected);
+    assert_eq!(row("private-dns-missing").detection, Detection::WrongCode, "{}", why(&run));
+    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{}", why(&run));
     // Right code and resource, but no plan: nothing to remediate with.
-    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::None));
+    assert_eq!(row("image-tag-not-found").remediation, Some(RemediationVerdict::None), "{}", why(&run));
     let (precision, recall) = (c.precision.unwrap(), c.recall.unwrap());
-    assert!(precision < 1.0 && recall < 1.0, "{c:?}");
-    assert!((recall - 2.0 / 4.0).abs() < 1e-9, "{c:?}");
+    assert!(precision < 1.0 && recall < 1.0, "{c:?}\n{}", why(&run));
+    assert!((recall - 2.0 / 4.0).abs() < 1e-9, "{c:?}\n{}", why(&run));
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn host_an_engine_reads_the_kubelets_events_live_through_its_kubeconfig() {
     let row = |name: &str| c.rows.iter().find(|r| r.scenario == name).unwrap();
     // The kubelet's own Failed events, read with the engine's read-only kubeconfig (blaming
     // the workload, which is right only for a bad tag).
-    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource, "{c:?}");
-    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}");
-    assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{c:?}");
+    assert_eq!(row("acrpull-role-missing").detection, Detection::DetectedWrongResource, "{c:?}\n{}", why(&run));
+    assert_eq!(row("image-tag-not-found").detection, Detection::Detected, "{c:?}\n{}", why(&run));
+    assert_eq!(row("healthy-baseline").detection, Detection::Detected, "{c:?}\n{}", why(&run));
 }

@@ -38,6 +38,20 @@ pub fn options() -> (HostOptions, bool) {
     (options, isolated)
 }
 
+/// Each scenario's status, reason and phases: what a failed assertion on a run should print,
+/// so a failure in CI says why without the artifacts of a machine that is gone.
+pub fn why(run: &RunRecord) -> String {
+    run.scenarios
+        .iter()
+        .map(|s| {
+            let phases: Vec<String> =
+                s.phases.iter().map(|p| format!("{:?} {:?} {}ms {}", p.phase, p.outcome, p.millis, p.detail)).collect();
+            format!("{} {:?}: {}\n  {}", s.scenario, s.status, s.reason, phases.join("\n  "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// [`grade`], and whether the engine ran as an unprivileged user.
 pub fn grade_as(command: String, names: &[&str], timeout: std::time::Duration) -> Option<(RunRecord, bool)> {
     let (options, isolated) = options();
