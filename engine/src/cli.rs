@@ -15,6 +15,29 @@ use pulldoctor::report::{self, exit, render_text};
 use pulldoctor::symptom::Symptom;
 use pulldoctor::{Evidence, diagnose};
 
+/// Writes to stdout. A reader that went away (`pulldoctor explain ... | head`) ends the program
+/// quietly, as `cat` does, instead of a panic.
+fn emit(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    () => { emit(format_args!("\n")) };
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Diagnoses why pods on AKS cannot pull their images from Azure Container Registry.
 #[derive(Parser)]
 #[command(name = "pulldoctor", version, about, propagate_version = true)]
@@ -214,9 +237,9 @@ pub fn main() -> ExitCode {
             };
             let explanation = Explanation::of(message.trim());
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
             } else {
-                print!("{}", explain_text(&explanation.symptom, &explanation.candidates));
+                out!("{}", explain_text(&explanation.symptom, &explanation.candidates));
             }
             ExitCode::SUCCESS
         }
@@ -233,17 +256,17 @@ pub fn main() -> ExitCode {
             // inventory's `unavailable` entries) have their confidence lowered, as in `fix`.
             let report = collect::report(&diagnosis, &gathered.evidence);
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
-                print!("{}", render_text(&report));
+                out!("{}", render_text(&report));
             }
             ExitCode::from(report.status.exit_code())
         }
         Command::Fix { source, apply, yes, output } => fix(&source, apply, yes, output),
         Command::Schema { document } => {
             match document {
-                SchemaDoc::Report => print!("{}", report::schema_json()),
-                SchemaDoc::Explain => print!("{}", pulldoctor::explain::schema_json()),
+                SchemaDoc::Report => out!("{}", report::schema_json()),
+                SchemaDoc::Explain => out!("{}", pulldoctor::explain::schema_json()),
             }
             ExitCode::SUCCESS
         }
@@ -437,10 +460,10 @@ fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode 
     }
 
     if output == Output::Text {
-        print!("{}", render_text(&report));
-        println!();
-        println!("plan:");
-        print!("{}", apply::render_plan(&steps));
+        out!("{}", render_text(&report));
+        outln!();
+        outln!("plan:");
+        out!("{}", apply::render_plan(&steps));
     }
     let automatic = steps.iter().any(|s| s.manual.is_none());
     if apply_it && automatic && !yes && std::io::stdin().is_terminal() {
@@ -479,10 +502,10 @@ fn fix(src: &SourceArgs, apply_it: bool, yes: bool, output: Output) -> ExitCode 
             o.insert("plan".into(), serde_json::to_value(&steps).unwrap_or_default());
             o.insert("audit".into(), serde_json::to_value(&audit).unwrap_or_default());
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!();
-        print!("{}", apply::render_audit(&audit));
+        outln!();
+        out!("{}", apply::render_audit(&audit));
     }
     if steps.is_empty() {
         return ExitCode::from(report.status.exit_code());

@@ -396,6 +396,9 @@ fn requests_text(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -
             Realisation::Cluster(op) => {
                 let _ = writeln!(out, "    kubernetes: {op:?}");
             }
+            Realisation::Node(op) => {
+                let _ = writeln!(out, "    nodes: {op:?} (the kubelet is restarted to read it)");
+            }
             Realisation::Emulator(op) => {
                 let _ = writeln!(out, "    emulator control plane: {op:?}");
                 let _ = writeln!(
@@ -416,6 +419,7 @@ fn requests_json(e: &pullproof::catalog::Entry, world: &pullproof::arm::World) -
         Realisation::Nothing => serde_json::json!([]),
         Realisation::Cluster(op) => serde_json::json!({ "kubernetes": format!("{op:?}") }),
         Realisation::Emulator(op) => serde_json::json!({ "emulator": format!("{op:?}") }),
+        Realisation::Node(op) => serde_json::json!({ "nodes": format!("{op:?}") }),
     };
     serde_json::json!({
         "baseline": pullproof::arm::provision::provision(&e.baseline, world),

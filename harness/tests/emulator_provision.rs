@@ -76,10 +76,11 @@ impl Provisioned {
     }
 
     /// Carries out a mutation as the host backend does, for the parts that touch Azure (ARM,
-    /// Graph, emulator-only edits). Returns false for cluster operations (nothing done here).
+    /// Graph, emulator-only edits). Returns false for cluster and node operations (nothing done
+    /// here).
     async fn apply(&mut self, m: &Mutation) -> bool {
         match realise(m, &self.baseline, &self.world) {
-            Realisation::Nothing | Realisation::Cluster(_) => false,
+            Realisation::Nothing | Realisation::Cluster(_) | Realisation::Node(_) => false,
             Realisation::Azure(requests) => {
                 if let Err(e) = self.exec.run_all(&requests).await {
                     panic!("{} ({}): {e}", m.describe(), self.baseline.name);

@@ -9,7 +9,7 @@ use azure_model::authorization::{
     action_matches, built_in,
 };
 use azure_model::compute::{POOL_NAME_TAG, VirtualMachineScaleSetProperties};
-use azure_model::container_registry::RegistryProperties;
+use azure_model::container_registry::{RegistryProperties, is_acr_login_server};
 use azure_model::graph::{Application, PasswordCredential, parse_time};
 use azure_model::inventory::Unavailable;
 use azure_model::{Inventory, Resource};
@@ -293,6 +293,14 @@ pub(crate) enum ClusterOutcome<'a> {
     SpUnverified { app_id: String, missing: Vec<&'a Unavailable> },
     /// The kubelet identity is missing from these scale sets.
     NotOnVmss { identity_id: String, scale_sets: Vec<&'a Resource<VirtualMachineScaleSetProperties>> },
+    /// The pull went without credentials to an ACR login server although the cluster's
+    /// principal may pull there and (a kubelet identity) is on every scale set of the pool:
+    /// the node's credential provider gave the kubelet nothing.
+    ProviderGaveNothing {
+        principal: Principal,
+        granted: Vec<&'a Assignment>,
+        scale_sets: Vec<&'a Resource<VirtualMachineScaleSetProperties>>,
+    },
     /// The principal's rights on the registry.
     Rights { principal: Principal, verdict: RoleVerdict<'a> },
     /// The registry is not in the inventory: its role assignments cannot be read.
@@ -587,6 +595,23 @@ fn assess_cluster<'a>(
         Some(r) => match role_verdict(ctx, r, &principal, repo) {
             RoleVerdict::Granted(g) => match (unverified, renewed) {
                 (Some(u), _) | (None, Some(u)) => u,
+                // Nothing was sent to a host the AKS credential provider serves, by a principal
+                // that may pull (and, for a kubelet identity, is on the scale sets: checked
+                // above): the provider on the node gave the kubelet nothing.
+                // A kubelet identity's scale sets must be in the inventory: without them, the
+                // identity missing from them (IMDS refusing) is as likely, and nothing is said.
+                (None, None)
+                    if failure.symptom.only_anonymous()
+                        && !image_absent
+                        && failure.registry_host().is_some_and(is_acr_login_server)
+                        && (sp_app.is_some() || !scale_sets_of(ctx, failure).is_empty()) =>
+                {
+                    ClusterOutcome::ProviderGaveNothing {
+                        principal,
+                        granted: g,
+                        scale_sets: scale_sets_of(ctx, failure),
+                    }
+                }
                 (None, None) => ClusterOutcome::Rights { verdict: RoleVerdict::Granted(g), principal },
             },
             verdict => ClusterOutcome::Rights { verdict, principal },

@@ -15,7 +15,7 @@
 //! | `ACR_PULL_ROLE_MISSING`, `IMAGE_NOT_FOUND` | 5 | the first two causes of Microsoft's "Fail to pull images from Azure Container Registry to AKS" article; the most frequent known causes in `fixtures/explain/corpus.json` |
 //! | `PLATFORM_MISMATCH`, `PULL_SECRET_MISSING` | 4 | frequent in the corpus (platform: 5 threads; a missing `imagePullSecrets` is the usual answer to a bare `authentication required` outside AKS's kubelet identity) |
 //! | `SP_SECRET_EXPIRED`, `ACR_FIREWALL_DENIES_EGRESS`, `PRIVATE_DNS_ZONE_NOT_LINKED`, `NSG_BLOCKS_REGISTRY` | 3 | each has its own section in Microsoft's AKS and ACR troubleshooting articles, and threads in the corpus |
-//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
+//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
 //! | `ACR_ABAC_ROLE_MISSING` | 1 | a registry mode introduced in 2025; few clusters use it yet |
 //!
 //! `engine/tests/explain_corpus.rs` holds the ranking to the corpus: real messages from public
@@ -47,6 +47,7 @@ pub fn prior(code: FindingCode) -> u8 {
         PlatformMismatch | PullSecretMissing => 4,
         SpSecretExpired | AcrFirewallDeniesEgress | PrivateDnsZoneNotLinked | NsgBlocksRegistry => 3,
         KubeletIdentityNotOnVmss
+        | CredentialProviderMisconfigured
         | AcrRoleOnStalePrincipal
         | LoginServerTypo
         | PullSecretInvalidSp
@@ -79,10 +80,18 @@ const TYPO: &str = "the image host against the registries' loginServer";
 /// The causes consistent with `symptom`, best first.
 pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
     use FindingCode::*;
+    // The registry's host: the image's, else the host an attempt named (a message that quotes
+    // no image may still name the URL it failed on); unknown counts as ACR.
     let acr = symptom
         .image
         .as_ref()
-        .map(|i| azure_model::container_registry::is_acr_login_server(&i.registry))
+        .map(|i| i.registry.as_str())
+        .or_else(|| symptom.attempts.iter().find_map(|a| a.registry_host.as_deref()))
+        .map(|host| {
+            // By suffix: documentation writes `<registry-name>.azurecr.io`.
+            let host = host.to_ascii_lowercase();
+            azure_model::container_registry::LOGIN_SERVER_SUFFIXES.iter().any(|s| host.ends_with(s))
+        })
         .unwrap_or(true);
     let text = |needles: &[&str]| {
         symptom.attempts.iter().any(|a| {
@@ -92,7 +101,12 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
     };
     let blob = symptom.attempts.iter().any(|a| a.stage == Some(PullStage::Blob));
     let data_host = symptom.attempts.iter().find_map(|a| a.data_host.clone());
-    let anonymous_only = symptom.only_anonymous();
+    // Nothing produced credentials: containerd's anonymous token only, or Docker's `no basic
+    // auth credentials` (the daemon had none for the host).
+    let anonymous_only = symptom.only_anonymous() || text(&["no basic auth credentials"]);
+    // The kubelet's own account of its credential provider failing (exec, config, request).
+    let provider_failed =
+        text(&["external registry credential provider", "credential provider plugin", "credentialproviderrequest"]);
     let mut out = match symptom.class {
         // The credential provider (or a pull secret) sent credentials and they were refused.
         SymptomClass::Unauthorized if symptom.credentials_sent() => vec![
@@ -126,6 +140,11 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             ),
             c(ImageNotFound, 4, "the repository name (ACR answers 401 to anonymous requests for any repository)"),
             c(KubeletIdentityNotOnVmss, 8, VMSS),
+            c(
+                CredentialProviderMisconfigured,
+                6,
+                "the node's --image-credential-provider-config (matchImages, args) and the kubelet log for the plugin's error",
+            ),
             c(AcrRoleOnStalePrincipal, 3, STALE),
             c(LoginServerTypo, 3, TYPO),
             c(PullSecretRegistryMismatch, 3, "the pull secret's auths keys against the image's registry host"),
@@ -138,6 +157,7 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             c(ImageNotFound, 4, TAGS),
             c(SpSecretExpired, 5, SP_EXPIRY),
             c(KubeletIdentityNotOnVmss, 5, VMSS),
+            c(CredentialProviderMisconfigured, 3, "the node's credential provider config and the kubelet log"),
             c(AcrRoleOnStalePrincipal, 5, STALE),
             c(PullSecretInvalidSp, 5, "the pod's imagePullSecrets: an appId whose secret is wrong or expired"),
             c(
@@ -247,6 +267,28 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
     if anonymous_only && symptom.class == SymptomClass::Unauthorized {
         // Anonymous only: no credentials reached the registry, so no role was judged.
         out.retain(|x| !matches!(x.code, AcrAbacRoleMissing));
+    }
+    if !acr {
+        // Another registry (ECR, Docker Hub...): Azure roles and the cluster's identities never
+        // reach it.
+        out.retain(|x| {
+            !matches!(
+                x.code,
+                AcrPullRoleMissing
+                    | AcrAbacRoleMissing
+                    | SpSecretExpired
+                    | AcrRoleOnStalePrincipal
+                    | KubeletIdentityNotOnVmss
+            )
+        });
+    }
+    if provider_failed {
+        out.retain(|x| x.code != CredentialProviderMisconfigured);
+        out.push(c(
+            CredentialProviderMisconfigured,
+            10,
+            "the kubelet's --image-credential-provider-config (provider name, apiVersion, args, matchImages) and the plugin binary in --image-credential-provider-bin-dir",
+        ));
     }
     out.sort_by(|a, b| b.score.cmp(&a.score).then(a.code.cmp(&b.code)));
     out

@@ -15,7 +15,9 @@
 //!    `SP_SECRET_EXPIRED` at medium
 //!    confidence, when its rights allow pulling or the registry is unknown;
 //! 2. no credentials sent and the kubelet identity missing from the pool's scale set:
-//!    `KUBELET_IDENTITY_NOT_ON_VMSS`;
+//!    `KUBELET_IDENTITY_NOT_ON_VMSS`; no credentials sent to an ACR login server although the
+//!    principal may pull and is on the scale sets: `CREDENTIAL_PROVIDER_MISCONFIGURED` (medium:
+//!    the provider's config lives on the node, out of the API's sight);
 //! 3. the principal holds no role that pulls at the registry scope (or above): ABAC mode with
 //!    legacy roles only, `ACR_ABAC_ROLE_MISSING`; a pull role on a former principal of the
 //!    cluster, `ACR_ROLE_ON_STALE_PRINCIPAL`; otherwise `ACR_PULL_ROLE_MISSING`.
@@ -87,6 +89,9 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
                 d = d.action(Action::ReconcileCluster { cluster_id: cluster.id.clone() });
                 out.add(identity_id, f, d);
             }
+            ClusterOutcome::ProviderGaveNothing { principal, granted, scale_sets } => {
+                provider_gave_nothing(&mut out, ctx, f, principal, granted, scale_sets)
+            }
             ClusterOutcome::Rights { principal, verdict } => {
                 let Some(registry) = a.registry else { continue };
                 rights(&mut out, ctx, f, registry, principal, verdict);
@@ -123,6 +128,79 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
         }
     }
     out.into_vec()
+}
+
+/// `CREDENTIAL_PROVIDER_MISCONFIGURED`: the kubelet pulled from an ACR login server without
+/// credentials although the cluster's principal may pull there (and a kubelet identity is on
+/// the pool's scale sets), so the node's credential provider gave it nothing. What broke it
+/// (the provider config's `matchImages` or `args`, the plugin binary, its cloud config) is on
+/// the node, where the API cannot look: the finding says what to check there, and reimaging
+/// the pool's nodes puts AKS's own configuration back.
+fn provider_gave_nothing(
+    out: &mut Findings,
+    ctx: &Context<'_>,
+    f: &PullFailure,
+    principal: &Principal,
+    granted: &[&super::access::Assignment],
+    scale_sets: &[&azure_model::Resource<azure_model::compute::VirtualMachineScaleSetProperties>],
+) {
+    let Some(cluster) = ctx.cluster else { return };
+    let host = f.registry_host().unwrap_or_default();
+    let node = f.node.as_deref().map(|n| format!("node {n}")).unwrap_or_else(|| "the node".to_string());
+    let mut d = Draft::new(
+        FindingCode::CredentialProviderMisconfigured,
+        Confidence::Medium,
+        f,
+        format!(
+            "The kubelet on {node} pulled from {host} without credentials, although the {} may pull there: the node's credential provider gave it none. Its configuration or plugin is broken on the node (the API cannot show which).",
+            principal.describe
+        ),
+    )
+    .line(format!(
+        "the pull went without credentials (anonymous token only) to {host}, an ACR login server that AKS's credential provider serves (matchImages *.azurecr.io)"
+    ));
+    for g in granted {
+        d = d.line(format!("{} may pull: {}", principal.describe, describe_assignment(&ctx.evidence.azure, g)));
+    }
+    let identity = cluster.properties.kubelet_identity().and_then(|k| k.resource_id.clone());
+    for v in scale_sets {
+        let mut line = format!("scale set {}", v.name);
+        if let Some(id) = &identity {
+            line += &format!(": identity.userAssignedIdentities includes {} (IMDS can issue its token)", name_of(id));
+        }
+        d = d.line(line).blame(
+            Blame::new("VirtualMachineScaleSet", v.id.clone())
+                .note("its nodes' credential provider gives the kubelet no registry credentials"),
+        );
+    }
+    if scale_sets.is_empty() {
+        d = d.blame(
+            Blame::new("ManagedCluster", cluster.id.clone())
+                .note("the nodes' credential provider gives the kubelet no registry credentials"),
+        );
+    }
+    d = d.line(format!(
+        "check on the node: the kubelet's --image-credential-provider-config (provider acr-credential-provider, matchImages covering {host}, args naming the node's existing /etc/kubernetes/azure.json), --image-credential-provider-bin-dir holding the plugin, and the kubelet log for `Failed getting credential from external registry credential provider`"
+    ));
+    let node_rg = cluster.properties.node_resource_group.clone().unwrap_or_default();
+    for v in scale_sets {
+        d = d.action(Action::Manual {
+            change: Some(crate::plan::Change::update(v.id.clone())),
+            description: format!(
+                "reimage scale set {}: its nodes get AKS's own credential provider config and cloud config back (after fixing whatever custom node set-up rewrote them)",
+                v.name
+            ),
+            commands: vec![format!("az vmss reimage -g {node_rg} -n {}", v.name)],
+        });
+    }
+    if scale_sets.is_empty() {
+        d = d.action(Action::Manual {
+            change: None,
+            description: "restore the nodes' credential provider config (reimage the node pool: `az aks nodepool upgrade --node-image-only`)".into(),
+            commands: vec![],
+        });
+    }
+    out.add(&format!("{}|{host}", principal.object_id), f, d);
 }
 
 fn sp_expired(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure, app_id: &str, app: &Application) {
@@ -760,11 +838,28 @@ mod tests {
     }
 
     #[test]
-    fn an_anonymous_401_with_a_working_identity_is_not_guessed() {
+    fn an_anonymous_401_with_a_working_identity_blames_the_credential_provider() {
+        // The identity is on the scale set and may pull, yet nothing was sent: the provider on
+        // the node gave nothing. Medium: its config is out of the API's sight.
         let mut w = World::baseline("anon", K131);
         w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", UNAUTHORIZED, None));
         let d = diagnose(&w);
         assert_eq!(d.failures.len(), 2);
-        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        assert_eq!(d.findings.len(), 1, "{:?}", d.findings);
+        let f = &d.findings[0];
+        assert_eq!((f.code, f.confidence), (FindingCode::CredentialProviderMisconfigured, Confidence::Medium));
+        assert_eq!(f.blamed[0].kind, "VirtualMachineScaleSet", "{:?}", f.blamed);
+        assert!(f.evidence.iter().any(|l| l.contains("--image-credential-provider-config")), "{:?}", f.evidence);
+        match &f.plan.actions[..] {
+            [Action::Manual { change: Some(c), commands, .. }] => {
+                assert_eq!(c.to_string(), format!("update {}", f.blamed[0].id));
+                assert!(commands[0].starts_with("az vmss reimage"), "{commands:?}");
+            }
+            a => panic!("{a:?}"),
+        }
+        // Credentials that were sent and refused are another story (the roles decide).
+        let mut w = World::baseline("oauth", K131);
+        w.break_rollout("web", None, |rt, img| rt.token(img, "oauth", UNAUTHORIZED, None));
+        assert!(!codes(&w).contains(&"CREDENTIAL_PROVIDER_MISCONFIGURED"), "{:?}", codes(&w));
     }
 }

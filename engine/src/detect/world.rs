@@ -1177,6 +1177,7 @@ pub(crate) fn scenarios() -> Vec<World> {
         sp_secret_expired(),
         acrpull_on_stale_sp(),
         kubelet_identity_removed(),
+        credential_provider_misconfigured(),
         pull_secret_sp_invalid(),
         pull_secret_admin_stale(),
         pull_secret_missing(),
@@ -1257,6 +1258,15 @@ fn kubelet_identity_removed() -> World {
         .retain(|k, _| !k.eq_ignore_ascii_case(&kubelet_identity_id()));
     w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", "401 Unauthorized", None));
     w.expected = vec!["KUBELET_IDENTITY_NOT_ON_VMSS"];
+    w
+}
+
+/// Everything in Azure is right (the identity is on the scale set and holds AcrPull); the pull
+/// still went without credentials, because the node's credential provider gave none.
+fn credential_provider_misconfigured() -> World {
+    let mut w = World::baseline("credential-provider-misconfigured", K131);
+    w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", "401 Unauthorized", None));
+    w.expected = vec!["CREDENTIAL_PROVIDER_MISCONFIGURED"];
     w
 }
 

@@ -21,6 +21,9 @@ pub enum FindingCode {
     AcrRoleOnStalePrincipal,
     /// The kubelet identity is not attached to the node pool's scale set.
     KubeletIdentityNotOnVmss,
+    /// The node's credential provider gave the kubelet no credentials for an ACR image though
+    /// the cluster's identity could pull (its config or plugin is broken on the node).
+    CredentialProviderMisconfigured,
     /// A pull secret holds service principal credentials that are wrong or expired.
     PullSecretInvalidSp,
     /// A pull secret holds admin credentials that no longer match the registry.
@@ -70,6 +73,7 @@ impl FindingCode {
         Self::SpSecretExpired,
         Self::AcrRoleOnStalePrincipal,
         Self::KubeletIdentityNotOnVmss,
+        Self::CredentialProviderMisconfigured,
         Self::PullSecretInvalidSp,
         Self::PullSecretStaleAdmin,
         Self::PullSecretMissing,
@@ -94,6 +98,7 @@ impl FindingCode {
             Self::SpSecretExpired => "SP_SECRET_EXPIRED",
             Self::AcrRoleOnStalePrincipal => "ACR_ROLE_ON_STALE_PRINCIPAL",
             Self::KubeletIdentityNotOnVmss => "KUBELET_IDENTITY_NOT_ON_VMSS",
+            Self::CredentialProviderMisconfigured => "CREDENTIAL_PROVIDER_MISCONFIGURED",
             Self::PullSecretInvalidSp => "PULL_SECRET_INVALID_SP",
             Self::PullSecretStaleAdmin => "PULL_SECRET_STALE_ADMIN",
             Self::PullSecretMissing => "PULL_SECRET_MISSING",
@@ -122,6 +127,9 @@ impl FindingCode {
             Self::SpSecretExpired => "the cluster's service principal secret has expired",
             Self::AcrRoleOnStalePrincipal => "AcrPull is assigned to a principal the cluster no longer uses",
             Self::KubeletIdentityNotOnVmss => "the kubelet identity is not assigned to the node pool's scale set",
+            Self::CredentialProviderMisconfigured => {
+                "the node's credential provider gave the kubelet no registry credentials (its config or plugin is broken)"
+            }
             Self::PullSecretInvalidSp => "the pull secret's service principal credentials are wrong or expired",
             Self::PullSecretStaleAdmin => "the pull secret holds outdated registry admin credentials",
             Self::PullSecretMissing => "the pod names a pull secret that does not exist in its namespace",
@@ -192,7 +200,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 19);
+        assert_eq!(FindingCode::ALL.len(), 20);
     }
 
     #[test]

@@ -41,6 +41,16 @@ pub enum EmulatorOp {
     },
 }
 
+/// A change to the nodes themselves: what a custom node set-up, a bootstrap script or a
+/// reimage does, with no ARM call that makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeOp {
+    /// The pool's credential provider config names a cloud config file its nodes do not have.
+    BreakCredentialProvider(String),
+    /// The pool's nodes get AKS's own credential provider config back.
+    RestoreCredentialProvider(String),
+}
+
 /// How one mutation is carried out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Realisation {
@@ -52,6 +62,8 @@ pub enum Realisation {
     Cluster(ClusterOp),
     /// An emulator-only control-plane edit.
     Emulator(EmulatorOp),
+    /// A change on the nodes.
+    Node(NodeOp),
 }
 
 /// How `m` is realised against the world provisioned from `b`.
@@ -118,6 +130,12 @@ pub fn realise(m: &Mutation, b: &Baseline, w: &World) -> Realisation {
                 }
             };
             Azure(vec![find, Request::update(format!("${{vmss.{pool}.id}}"), v::COMPUTE, edit, m.describe())])
+        }
+        Mutation::MisconfigureCredentialProvider { pool } => {
+            Realisation::Node(NodeOp::BreakCredentialProvider(pool.clone()))
+        }
+        Mutation::RestoreCredentialProvider { pool } => {
+            Realisation::Node(NodeOp::RestoreCredentialProvider(pool.clone()))
         }
         Mutation::RegenerateRegistryPassword { password } => Azure(vec![Request::post(
             format!("{registry}/regenerateCredential"),

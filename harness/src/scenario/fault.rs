@@ -47,6 +47,15 @@ pub enum Fault {
         /// The pool.
         pool: String,
     },
+    /// Break the credential provider on a pool's nodes: its config's `args` name a cloud config
+    /// file the nodes do not have (a custom node set-up or a bootstrap script that moved
+    /// `/etc/kubernetes/azure.json`). The plugin fails on every call, the kubelet pulls
+    /// without credentials, and the kubelet is restarted to read the config, as a reboot does.
+    #[serde(rename_all = "camelCase")]
+    MisconfigureCredentialProvider {
+        /// The pool.
+        pool: String,
+    },
     /// Regenerate the registry's admin password (pull secrets made from it go stale).
     #[serde(rename_all = "camelCase")]
     RegenerateRegistryPassword {
@@ -157,6 +166,12 @@ pub enum Mutation {
     /// Attach it again.
     #[serde(rename_all = "camelCase")]
     AttachKubeletIdentity { pool: String },
+    /// Point the pool's credential provider at a cloud config its nodes do not have.
+    #[serde(rename_all = "camelCase")]
+    MisconfigureCredentialProvider { pool: String },
+    /// Give the pool's nodes AKS's own credential provider config again (a reimage).
+    #[serde(rename_all = "camelCase")]
+    RestoreCredentialProvider { pool: String },
     /// Regenerate an admin password.
     #[serde(rename_all = "camelCase")]
     RegenerateRegistryPassword { password: String },
@@ -222,6 +237,7 @@ impl Fault {
             Fault::ExpireApplicationSecret { .. } => "expireApplicationSecret",
             Fault::ReplaceClusterServicePrincipal { .. } => "replaceClusterServicePrincipal",
             Fault::DetachKubeletIdentity { .. } => "detachKubeletIdentity",
+            Fault::MisconfigureCredentialProvider { .. } => "misconfigureCredentialProvider",
             Fault::RegenerateRegistryPassword { .. } => "regenerateRegistryPassword",
             Fault::DeletePullSecret { .. } => "deletePullSecret",
             Fault::RekeyPullSecret { .. } => "rekeyPullSecret",
@@ -248,6 +264,7 @@ impl Fault {
                 Mutation::ResetClusterServicePrincipal { application }
             }
             Fault::DetachKubeletIdentity { pool } => Mutation::DetachKubeletIdentity { pool },
+            Fault::MisconfigureCredentialProvider { pool } => Mutation::MisconfigureCredentialProvider { pool },
             Fault::RegenerateRegistryPassword { password } => Mutation::RegenerateRegistryPassword { password },
             Fault::DeletePullSecret { secret } => Mutation::DeletePullSecret { secret },
             Fault::RekeyPullSecret { secret, registry } => Mutation::RekeyPullSecret { secret, registry },
@@ -285,6 +302,7 @@ impl Fault {
                 ClusterIdentity::ManagedIdentity => Mutation::Nothing,
             },
             Fault::DetachKubeletIdentity { pool } => Mutation::AttachKubeletIdentity { pool },
+            Fault::MisconfigureCredentialProvider { pool } => Mutation::RestoreCredentialProvider { pool },
             Fault::RegenerateRegistryPassword { .. } => Mutation::RefreshPullSecret {
                 secret: baseline.workload.pull_secret.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
             },
@@ -350,6 +368,9 @@ impl Fault {
                         ),
                     ));
                 }
+            }
+            Fault::MisconfigureCredentialProvider { pool } => {
+                need(pool, "node pool", baseline.cluster.pools.iter().map(|p| p.name.clone()).collect());
             }
             Fault::RegenerateRegistryPassword { password } => {
                 need(password, "admin password", vec!["password".into(), "password2".into()]);
@@ -471,6 +492,12 @@ impl Mutation {
             }
             Mutation::AttachKubeletIdentity { pool } => {
                 format!("attach the kubelet identity to pool {pool}'s scale set")
+            }
+            Mutation::MisconfigureCredentialProvider { pool } => format!(
+                "point pool {pool}'s credential provider at a cloud config its nodes do not have, and restart their kubelets"
+            ),
+            Mutation::RestoreCredentialProvider { pool } => {
+                format!("give pool {pool}'s nodes AKS's own credential provider config again (reimage)")
             }
             Mutation::RegenerateRegistryPassword { password } => format!("regenerate the registry admin {password}"),
             Mutation::RefreshPullSecret { secret } => {

@@ -195,6 +195,12 @@ impl Kubelet {
         p.exited().map(|s| format!("kubelet exited ({s}):\n{}", p.log_tail(20)))
     }
 
+    /// The credential provider the next [`Kubelet::restart`] configures (the kubelet reads its
+    /// config only at start).
+    pub fn credential_provider_mut(&mut self) -> Option<&mut CredentialProvider> {
+        self.config.credential_provider.as_mut()
+    }
+
     /// Restarts the process with the same configuration, as a node reboot does: the kubelet's
     /// in-memory state (credential cache, back-off) is gone; pods and images stay.
     pub async fn restart(&mut self) -> Result<(), KubeletError> {

@@ -41,7 +41,7 @@ use self::cluster::{Scenario, SharedCluster};
 use self::front::{Endpoint, Front};
 use self::node::{Node, NodeSpec};
 use self::realise::{NodePlacement, PUBLIC_REGISTRY_IP};
-use crate::arm::mutation::{ClusterOp, EmulatorOp, Realisation, realise as realise_mutation};
+use crate::arm::mutation::{ClusterOp, EmulatorOp, NodeOp, Realisation, realise as realise_mutation};
 use crate::arm::{Executor, Request, World};
 use crate::baseline::{Baseline, ClusterIdentity, OsType, PullSecretSource};
 use crate::catalog::Entry;
@@ -795,6 +795,12 @@ impl HostWorld {
     /// After a fault: the next pod pulls again on a node that starts fresh (a rollout, and the
     /// kubelet restarted as a rebooted or new node would be, so no credential it cached before
     /// the fault hides it).
+    /// The scale set of pool `pool`, as the emulated control plane holds it.
+    fn pool_scale_set(&self, pool: &str) -> Option<String> {
+        let dp = self.emulator.as_ref()?.data_plane();
+        dp.clusters.iter().flat_map(|c| c.pools.iter()).find(|p| p.name == pool).and_then(|p| p.vmss_id.clone())
+    }
+
     async fn fresh_pull(&mut self) -> Result<(), BackendError> {
         if let Some(n) = &mut self.node {
             n.restart_kubelet().await?;
@@ -969,6 +975,21 @@ impl crate::run::World for HostWorld {
                 let s = self.scenario()?;
                 s.delete_secret(&secret).await?;
                 s.put_pull_secret(&secret, &registry, &user, &pass).await?;
+            }
+            Realisation::Node(op) => {
+                let (pool, healthy) = match &op {
+                    NodeOp::BreakCredentialProvider(p) => (p, false),
+                    NodeOp::RestoreCredentialProvider(p) => (p, true),
+                };
+                let node = self.node.as_mut().ok_or_else(|| BackendError::new("the world has no node"))?;
+                if &node.pool != pool {
+                    return Err(BackendError::new(format!(
+                        "pool {pool} has no Linux node on the host backend (its node is in pool {})",
+                        node.pool
+                    )));
+                }
+                // The kubelet reads the config at its restart, in `fresh_pull` below.
+                node.set_credential_provider_cloud_config(healthy);
             }
             Realisation::Emulator(EmulatorOp::SetSecretExpiry { application, expires }) => {
                 let app_id =
@@ -1209,6 +1230,8 @@ impl crate::run::World for HostWorld {
             }
             // The approval is the registry owner's: the registry and its endpoint.
             F::RecreatePrivateEndpointManual { .. } => out.push(w.registry(b)),
+            // The nodes of the pool: its scale set.
+            F::MisconfigureCredentialProvider { pool } => out.extend(self.pool_scale_set(pool)),
             _ => {}
         }
         out.sort();
@@ -1219,6 +1242,11 @@ impl crate::run::World for HostWorld {
     fn changes_of(&self, m: &Mutation) -> Vec<pulldoctor::plan::Change> {
         match realise_mutation(m, &self.baseline, &self.world) {
             Realisation::Azure(reqs) => crate::arm::proposal::changes(&reqs),
+            // In Azure, a pool's nodes get AKS's own node configuration back by a reimage of
+            // its scale set (an update of it).
+            Realisation::Node(NodeOp::RestoreCredentialProvider(pool)) => {
+                self.pool_scale_set(&pool).into_iter().map(pulldoctor::plan::Change::update).collect()
+            }
             _ => Vec::new(),
         }
     }

@@ -62,8 +62,14 @@ pub struct Node {
     pub name: String,
     /// Its containerd.
     pub containerd: Arc<Containerd>,
+    /// Its pool.
+    pub pool: String,
     kubelet: Option<Kubelet>,
     fronts: Vec<Front>,
+    /// The cloud config AKS gives the credential provider (`/etc/kubernetes/azure.json`).
+    azure_json: PathBuf,
+    /// A cloud config path the node does not have (inside its own folder, never created).
+    missing_azure_json: PathBuf,
 }
 
 impl Node {
@@ -194,7 +200,15 @@ impl Node {
         if let Some(v) = super::cluster::node_versions(&cluster.admin, &spec.name).await {
             cluster.node_versions.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(v);
         }
-        Ok(Self { name: spec.name, containerd, kubelet: Some(kubelet), fronts })
+        Ok(Self {
+            name: spec.name,
+            pool: spec.pool,
+            containerd,
+            kubelet: Some(kubelet),
+            fronts,
+            missing_azure_json: spec.dir.join("absent/etc/kubernetes/azure.json"),
+            azure_json: spec.azure_json,
+        })
     }
 
     /// The kubelet's log.
@@ -205,6 +219,15 @@ impl Node {
     /// Whether the kubelet died.
     pub fn dead(&self) -> Option<String> {
         self.kubelet.as_ref().and_then(Kubelet::dead)
+    }
+
+    /// Points the credential provider's argument at the node's cloud config (`healthy`) or at
+    /// one it does not have; the kubelet reads it at its next restart.
+    pub fn set_credential_provider_cloud_config(&mut self, healthy: bool) {
+        let path = if healthy { self.azure_json.clone() } else { self.missing_azure_json.clone() };
+        if let Some(p) = self.kubelet.as_mut().and_then(Kubelet::credential_provider_mut) {
+            p.azure_json = path;
+        }
     }
 
     /// Restarts the kubelet, as a node reboot does: its credential cache and back-off are gone.
