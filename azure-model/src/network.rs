@@ -43,9 +43,28 @@ pub struct VirtualNetworkProperties {
     /// Peerings from this VNet.
     #[serde(default)]
     pub virtual_network_peerings: Vec<Child<PeeringProperties>>,
+    /// The DNS servers its machines are given (absent or empty: Azure's, 168.63.129.16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp_options: Option<DhcpOptions>,
     /// `Succeeded`...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_state: Option<String>,
+}
+
+/// A VNet's `dhcpOptions`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DhcpOptions {
+    /// Custom DNS server addresses, in order.
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+}
+
+impl VirtualNetworkProperties {
+    /// The custom DNS servers (empty: Azure-provided DNS).
+    pub fn dns_servers(&self) -> &[String] {
+        self.dhcp_options.as_ref().map(|d| d.dns_servers.as_slice()).unwrap_or_default()
+    }
 }
 
 /// `Microsoft.Network/virtualNetworks/subnets` properties.

@@ -47,6 +47,8 @@ pub struct VnetPlane {
     pub connected_peers: Vec<String>,
     /// Subnets with the NSG and route table applied to each.
     pub subnets: Vec<SubnetPlane>,
+    /// Custom DNS servers (`dhcpOptions.dnsServers`; empty: Azure's resolver).
+    pub dns_servers: Vec<String>,
 }
 
 /// A private DNS zone linked to a VNet.
@@ -326,6 +328,7 @@ fn vnet_plane(inv: &Inventory, v: &azure_model::Resource<azure_model::network::V
         private_zones,
         connected_peers,
         subnets,
+        dns_servers: v.properties.dns_servers().to_vec(),
     }
 }
 

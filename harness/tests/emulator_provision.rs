@@ -699,3 +699,46 @@ async fn router_follows_the_private_endpoint_approval() {
     assert!(reaches(&p), "the inverse restores the automatic connection");
     p.emu.shutdown().await;
 }
+
+/// Custom DNS: the node reaches its VNet's DNS forwarder through the peering (unless an NSG
+/// denies DNS), and the forwarder resolves the registry as its own VNet (the hub) sees it: the
+/// hub's zone link decides, the spoke's does not.
+#[tokio::test]
+async fn custom_dns_resolves_as_the_forwarders_vnet_sees_it() {
+    use pullproof::backend::host::realise::{NodePlacement, dns_view, dns_view_of, policy, topology_spec};
+    use pullproof_host_net::dns::{RData, rcode, rtype};
+    let b = baselines().into_iter().find(|b| b.name == "custom-dns").expect("baseline custom-dns");
+    let spec = topology_spec(&b).unwrap();
+    assert_eq!(spec.node.dns_servers, [std::net::Ipv4Addr::new(10, 2, 1, 4)]);
+    assert_eq!(spec.dns_forwarders[0].vnet, "hub-vnet");
+    spec.validate().unwrap();
+
+    let mut p = Provisioned::new(b.clone()).await;
+    let node = NodePlacement::of(&b, &p.world).unwrap();
+    let hub = p.world.vnet(&b, "hub-vnet");
+    let login = b.registry.login_server();
+    let address = |view: pullproof_host_net::DnsView| {
+        let (code, answers) = view.resolve(&login, rtype::A);
+        assert_eq!(code, rcode::NOERROR);
+        answers.into_iter().find_map(|(_, d)| match d {
+            RData::A(ip) => Some(ip.to_string()),
+            _ => None,
+        })
+    };
+    let dp = p.emu.data_plane();
+    assert!(policy(&dp, &node).allowed.iter().any(|f| f.dst.addr().to_string() == "10.2.1.4"), "DNS reaches the hub");
+    assert_eq!(address(dns_view_of(&dp, &hub)).as_deref(), Some("10.2.0.5"), "the hub resolves privately");
+
+    let fault = Fault::DeleteVnetLink { zone: "privatelink.azurecr.io".into(), vnet: "hub-vnet".into() };
+    assert!(p.apply(&fault.mutation()).await);
+    let dp = p.emu.data_plane();
+    assert_eq!(address(dns_view(&dp, &node)).as_deref(), Some("10.2.0.5"), "the spoke's own view is still private");
+    assert_eq!(
+        address(dns_view_of(&dp, &hub)).as_deref(),
+        Some(pullproof::backend::host::realise::PUBLIC_REGISTRY_IP.to_string().as_str()),
+        "the forwarder's view is public"
+    );
+    assert!(p.apply(&fault.inverse(&b)).await);
+    assert_eq!(address(dns_view_of(&p.emu.data_plane(), &hub)).as_deref(), Some("10.2.0.5"));
+    p.emu.shutdown().await;
+}

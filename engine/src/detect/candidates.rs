@@ -15,7 +15,7 @@
 //! | `ACR_PULL_ROLE_MISSING`, `IMAGE_NOT_FOUND` | 5 | the first two causes of Microsoft's "Fail to pull images from Azure Container Registry to AKS" article; the most frequent known causes in `fixtures/explain/corpus.json` |
 //! | `PLATFORM_MISMATCH`, `PULL_SECRET_MISSING` | 4 | frequent in the corpus (platform: 5 threads; a missing `imagePullSecrets` is the usual answer to a bare `authentication required` outside AKS's kubelet identity) |
 //! | `SP_SECRET_EXPIRED`, `ACR_FIREWALL_DENIES_EGRESS`, `PRIVATE_DNS_ZONE_NOT_LINKED`, `NSG_BLOCKS_REGISTRY` | 3 | each has its own section in Microsoft's AKS and ACR troubleshooting articles, and threads in the corpus |
-//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
+//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `CUSTOM_DNS_NOT_FORWARDING`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
 //! | `ACR_ABAC_ROLE_MISSING` | 1 | a registry mode introduced in 2025; few clusters use it yet |
 //!
 //! `engine/tests/explain_corpus.rs` holds the ranking to the corpus: real messages from public
@@ -48,6 +48,7 @@ pub fn prior(code: FindingCode) -> u8 {
         SpSecretExpired | AcrFirewallDeniesEgress | PrivateDnsZoneNotLinked | NsgBlocksRegistry => 3,
         KubeletIdentityNotOnVmss
         | CredentialProviderMisconfigured
+        | CustomDnsNotForwarding
         | AcrRoleOnStalePrincipal
         | LoginServerTypo
         | PullSecretInvalidSp
@@ -186,6 +187,11 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
                     if firewall { 10 } else { 6 },
                     "networkRuleSet.ipRules against the cluster's effectiveOutboundIPs",
                 ),
+                c(
+                    CustomDnsNotForwarding,
+                    if firewall { 2 } else { 6 },
+                    "the cluster VNet's dhcpOptions.dnsServers: the VNet each server asks 168.63.129.16 from is linked to privatelink.azurecr.io",
+                ),
             ];
             if blob {
                 let host = data_host.as_deref().unwrap_or("the registry's storage or data endpoint");
@@ -217,6 +223,19 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
                 c(PrivateDnsZoneNotLinked, 3, &format!("the private DNS record for {host}")),
             ]
         }
+        // A deadline with no address dialled: the time may have gone on resolving the name
+        // (a custom DNS server that does not answer), before any connection.
+        SymptomClass::Timeout if !symptom.attempts.iter().any(|a| a.dialed.is_some()) => vec![
+            c(
+                CustomDnsNotForwarding,
+                7,
+                "the cluster VNet's dhcpOptions.dnsServers answer and forward to 168.63.129.16 (time `nslookup REGISTRY` on a node)",
+            ),
+            c(VnetPeeringMissing, 5, "virtualNetworkPeerings between the cluster VNet and the private endpoint's VNet"),
+            c(NsgBlocksRegistry, 5, "outbound NSG rules on the node subnet"),
+            c(RouteBlackhole, 4, "route tables with nextHopType None on the node subnet"),
+            c(VnetPeeringDisconnected, 4, "peeringState on both sides"),
+        ],
         SymptomClass::Timeout => vec![
             c(VnetPeeringMissing, 6, "virtualNetworkPeerings between the cluster VNet and the private endpoint's VNet"),
             c(VnetPeeringDisconnected, 6, "peeringState on both sides"),
@@ -243,9 +262,14 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             if custom && text(&["i/o timeout", "server misbehaving", "connection refused"]) {
                 vec![
                     c(
+                        CustomDnsNotForwarding,
+                        8,
+                        "the VNet's custom DNS servers answer, forward to 168.63.129.16, and their VNet sees privatelink.azurecr.io",
+                    ),
+                    c(
                         PrivateDnsZoneNotLinked,
-                        6,
-                        "the VNet's custom DNS servers forward to 168.63.129.16 and see privatelink.azurecr.io",
+                        4,
+                        "privatelink.azurecr.io virtualNetworkLinks include the VNet the DNS servers resolve from",
                     ),
                     c(NsgBlocksRegistry, 4, "outbound NSG rules allow DNS (UDP and TCP 53) to the custom DNS servers"),
                     c(RouteBlackhole, 3, "routes to the custom DNS servers"),
@@ -254,6 +278,11 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
                 vec![
                     c(LoginServerTypo, if acr { 7 } else { 10 }, TYPO),
                     c(PrivateDnsZoneNotLinked, 3, "the VNet's DNS view of the registry"),
+                    c(
+                        CustomDnsNotForwarding,
+                        4,
+                        "the VNet's custom DNS servers forward the registry's zone (a server that does not answers NXDOMAIN)",
+                    ),
                 ]
             }
         }

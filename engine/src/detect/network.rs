@@ -132,7 +132,23 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
     if has_private {
         let Some(place) = ctx.placement(f) else { return };
         let links: Vec<_> = inv.links_of_zone(ACR_PRIVATE_ZONE).collect();
-        if links.iter().any(|l| same(&l.properties.virtual_network.id, &place.vnet_id)) {
+        let linked = |vnet_id: &str| links.iter().any(|l| same(&l.properties.virtual_network.id, vnet_id));
+        let zone_exists = inv.private_dns_zones.iter().any(|z| z.name.eq_ignore_ascii_case(ACR_PRIVATE_ZONE));
+        // With custom DNS servers, the node asks them, and they ask Azure's resolver from their
+        // own VNet: that VNet's links decide, not the node VNet's.
+        let servers =
+            inv.virtual_network(&place.vnet_id).map(|v| v.properties.dns_servers().to_vec()).unwrap_or_default();
+        if !servers.is_empty() && zone_exists {
+            let homes: Vec<(String, Option<&Resource<_>>)> =
+                servers.iter().map(|ip| (ip.clone(), vnet_holding(inv, ip))).collect();
+            if homes.iter().all(|(_, home)| home.is_some_and(|v| linked(&v.id))) {
+                // Every server resolves from a linked VNet: not a DNS matter.
+                return;
+            }
+            custom_dns_not_forwarding(out, ctx, f, registry, &place, &homes);
+            return;
+        }
+        if linked(&place.vnet_id) {
             // Linked: the node resolves the endpoint; a 403 there is not a DNS or firewall matter.
             return;
         }
@@ -231,6 +247,115 @@ fn forbidden(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
         );
     }
     out.add(&registry.id, f, d);
+}
+
+/// The VNet whose address space holds `ip` (a custom DNS server's home).
+fn vnet_holding<'a>(
+    inv: &'a Inventory,
+    ip: &str,
+) -> Option<&'a Resource<azure_model::network::VirtualNetworkProperties>> {
+    let ip: IpAddr = ip.parse().ok()?;
+    inv.virtual_networks
+        .iter()
+        .find(|v| v.properties.address_space.address_prefixes.iter().any(|p| cidr_contains(p, ip)))
+}
+
+/// `CUSTOM_DNS_NOT_FORWARDING`: the node VNet's custom DNS servers resolve the registry
+/// publicly. A server inside a VNet of the inventory asks Azure's resolver from that VNet, so
+/// the zone must be linked there (high: link it, the fix is automatic). A server outside every
+/// VNet of the inventory (on premises, another subscription) cannot be checked: medium, and
+/// what it must do is said.
+fn custom_dns_not_forwarding(
+    out: &mut Findings,
+    ctx: &Context<'_>,
+    f: &PullFailure,
+    registry: &Registry,
+    place: &Placement,
+    homes: &[(String, Option<&Resource<azure_model::network::VirtualNetworkProperties>>)],
+) {
+    let inv = &ctx.evidence.azure;
+    let Some(zone) = inv.private_dns_zones.iter().find(|z| z.name.eq_ignore_ascii_case(ACR_PRIVATE_ZONE)) else {
+        return;
+    };
+    let links =
+        |vnet_id: &str| inv.links_of_zone(ACR_PRIVATE_ZONE).any(|l| same(&l.properties.virtual_network.id, vnet_id));
+    let linked: Vec<&str> =
+        inv.links_of_zone(ACR_PRIVATE_ZONE).map(|l| name_of(&l.properties.virtual_network.id)).collect();
+    let vnet = name_of(&place.vnet_id);
+    let servers: Vec<&str> = homes.iter().map(|(ip, _)| ip.as_str()).collect();
+    let unlinked: Vec<&Resource<azure_model::network::VirtualNetworkProperties>> =
+        homes.iter().filter_map(|(_, h)| *h).filter(|v| !links(&v.id)).collect();
+    let outside: Vec<&str> = homes.iter().filter(|(_, h)| h.is_none()).map(|(ip, _)| ip.as_str()).collect();
+    let confidence = if unlinked.is_empty() { Confidence::Medium } else { Confidence::High };
+    let summary = match unlinked.first() {
+        Some(home) => format!(
+            "The cluster VNet {vnet} uses the custom DNS server(s) {}, which ask Azure's resolver from VNet {}; {ACR_PRIVATE_ZONE} is not linked to {}, so nodes resolve registry {} to its public endpoint, which refuses them.",
+            servers.join(", "),
+            home.name,
+            home.name,
+            registry.name
+        ),
+        None => format!(
+            "The cluster VNet {vnet} uses the custom DNS server(s) {}, outside every VNet of the inventory; they resolve registry {} to its public endpoint, which refuses them.",
+            outside.join(", "),
+            registry.name
+        ),
+    };
+    let mut d = Draft::new(FindingCode::CustomDnsNotForwarding, confidence, f, summary)
+        .line(format!("VNet {vnet}: dhcpOptions.dnsServers = [{}]", servers.join(", ")))
+        .line(format!(
+            "registry {}: publicNetworkAccess = {}",
+            registry.name,
+            registry.properties.public_network_access.as_deref().unwrap_or("Enabled")
+        ))
+        .line(format!("private DNS zone {ACR_PRIVATE_ZONE} is linked to [{}]", linked.join(", ")));
+    if links(&place.vnet_id) {
+        d = d.line(format!(
+            "its link to {vnet} does not help: the nodes never ask Azure's resolver from {vnet}, their DNS servers do"
+        ));
+    }
+    for home in &unlinked {
+        let ips: Vec<&str> =
+            homes.iter().filter(|(_, h)| h.is_some_and(|v| same(&v.id, &home.id))).map(|(ip, _)| ip.as_str()).collect();
+        d = d
+            .line(format!(
+                "DNS server {} lies in VNet {} ({}), which is not linked to {ACR_PRIVATE_ZONE}",
+                ips.join(", "),
+                home.name,
+                home.properties.address_space.address_prefixes.join(", ")
+            ))
+            .blame(
+                Blame::new("PrivateDnsZone", zone.id.clone()).note(format!("no virtualNetworkLink to {}", home.name)),
+            )
+            .blame(
+                Blame::new("VirtualNetwork", home.id.clone()).note("its DNS forwarder resolves the registry publicly"),
+            )
+            .action(Action::CreateVnetLink {
+                zone_id: zone.id.clone(),
+                link_name: format!("{}-link", home.name),
+                vnet_id: home.id.clone(),
+            });
+    }
+    if !outside.is_empty() {
+        d = d
+            .line(format!(
+                "DNS server(s) {} lie in no VNet of the inventory (on premises or another subscription)",
+                outside.join(", ")
+            ))
+            .blame(
+                Blame::new("VirtualNetwork", place.vnet_id.clone())
+                    .note("its custom DNS servers resolve the registry publicly"),
+            )
+            .action(Action::Manual {
+                change: None,
+                description: format!(
+                    "make DNS server(s) {} forward {ACR_PRIVATE_ZONE} (and azurecr.io) to 168.63.129.16 from a VNet linked to the zone, e.g. through an Azure DNS Private Resolver inbound endpoint",
+                    outside.join(", ")
+                ),
+                commands: vec![],
+            });
+    }
+    out.add(&format!("{}|dns", registry.id), f, d);
 }
 
 fn dns_not_linked(

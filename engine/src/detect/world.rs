@@ -1185,6 +1185,7 @@ pub(crate) fn scenarios() -> Vec<World> {
         image_tag_not_found(),
         login_server_typo(),
         private_dns_missing(),
+        custom_dns_not_forwarding(),
         acr_firewall_denies_egress(),
         vnet_peering_missing(),
         vnet_peering_disconnected(),
@@ -1354,6 +1355,18 @@ fn private_dns_missing() -> World {
     w.set(&zone_id(), "/properties/numberOfVirtualNetworkLinks", json!(1));
     w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", "403 Forbidden", None));
     w.expected = vec!["PRIVATE_DNS_ZONE_NOT_LINKED"];
+    w
+}
+
+/// The spoke's machines use the hub firewall's DNS proxy (10.20.0.4), which asks Azure's
+/// resolver from the hub; the zone's hub link is gone, its spoke link remains.
+fn custom_dns_not_forwarding() -> World {
+    let mut w = World::private_baseline("custom-dns-not-forwarding", K131);
+    w.resource(&aks_vnet_id())["properties"]["dhcpOptions"] = json!({"dnsServers": ["10.20.0.4"]});
+    w.remove(&format!("{}/virtualNetworkLinks/vnet-shop-hub-link", zone_id()));
+    w.set(&zone_id(), "/properties/numberOfVirtualNetworkLinks", json!(1));
+    w.break_rollout("web", None, |rt, img| rt.token(img, "anonymous", "403 Forbidden", None));
+    w.expected = vec!["CUSTOM_DNS_NOT_FORWARDING"];
     w
 }
 

@@ -38,6 +38,9 @@ pub enum FindingCode {
     LoginServerTypo,
     /// The private DNS zone is not linked to the cluster's VNet.
     PrivateDnsZoneNotLinked,
+    /// The cluster VNet's custom DNS server resolves the registry publicly: the VNet it asks
+    /// Azure's resolver from is not linked to the private DNS zone, or it is outside Azure.
+    CustomDnsNotForwarding,
     /// The registry firewall does not allow the cluster's egress IP.
     AcrFirewallDeniesEgress,
     /// No VNet peering connects the cluster VNet to the private endpoint's VNet.
@@ -81,6 +84,7 @@ impl FindingCode {
         Self::ImageNotFound,
         Self::LoginServerTypo,
         Self::PrivateDnsZoneNotLinked,
+        Self::CustomDnsNotForwarding,
         Self::AcrFirewallDeniesEgress,
         Self::VnetPeeringMissing,
         Self::VnetPeeringDisconnected,
@@ -106,6 +110,7 @@ impl FindingCode {
             Self::ImageNotFound => "IMAGE_NOT_FOUND",
             Self::LoginServerTypo => "LOGIN_SERVER_TYPO",
             Self::PrivateDnsZoneNotLinked => "PRIVATE_DNS_ZONE_NOT_LINKED",
+            Self::CustomDnsNotForwarding => "CUSTOM_DNS_NOT_FORWARDING",
             Self::AcrFirewallDeniesEgress => "ACR_FIREWALL_DENIES_EGRESS",
             Self::VnetPeeringMissing => "VNET_PEERING_MISSING",
             Self::VnetPeeringDisconnected => "VNET_PEERING_DISCONNECTED",
@@ -139,6 +144,9 @@ impl FindingCode {
             Self::ImageNotFound => "the repository or tag does not exist in the registry",
             Self::LoginServerTypo => "the image names a registry host that does not exist (login server typo)",
             Self::PrivateDnsZoneNotLinked => "the private DNS zone is not linked to the cluster's VNet",
+            Self::CustomDnsNotForwarding => {
+                "the cluster VNet's custom DNS server does not resolve the registry's private endpoint"
+            }
             Self::AcrFirewallDeniesEgress => "the registry firewall does not allow the cluster's egress IP",
             Self::VnetPeeringMissing => "no VNet peering connects the cluster to the registry's private endpoint",
             Self::VnetPeeringDisconnected => "the VNet peering to the private endpoint's VNet is Disconnected",
@@ -200,7 +208,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 20);
+        assert_eq!(FindingCode::ALL.len(), 21);
     }
 
     #[test]

@@ -103,10 +103,14 @@ pub fn provision(b: &Baseline, world: &World) -> Vec<Request> {
                 json!({ "name": s.name, "properties": p })
             })
             .collect();
+        let mut props = json!({ "addressSpace": { "addressPrefixes": [vnet.address_space] }, "subnets": subnets });
+        if !vnet.dns_servers.is_empty() {
+            props["dhcpOptions"] = json!({ "dnsServers": vnet.dns_servers });
+        }
         out.push(Request::put(
             world.vnet(b, &vnet.name),
             v::NETWORK,
-            json!({ "location": loc, "properties": { "addressSpace": { "addressPrefixes": [vnet.address_space] }, "subnets": subnets } }),
+            json!({ "location": loc, "properties": props }),
             format!("VNet {}", vnet.name),
         ));
     }

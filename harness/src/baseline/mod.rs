@@ -41,6 +41,19 @@ impl Baseline {
         out
     }
 
+    /// The subnet (`VNET/SUBNET`) whose prefix holds the IPv4 address `ip`, if any.
+    pub fn subnet_holding(&self, ip: &str) -> Option<String> {
+        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+        self.vnets.iter().find_map(|v| {
+            v.subnets.iter().find_map(|s| {
+                let (net, len) = s.prefix.split_once('/')?;
+                let (net, len): (std::net::Ipv4Addr, u32) = (net.parse().ok()?, len.parse().ok()?);
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len.min(32)) };
+                (u32::from(ip) & mask == u32::from(net) & mask).then(|| format!("{}/{}", v.name, s.name))
+            })
+        })
+    }
+
     /// Checks every cross-reference, returning one diagnostic per broken one with the path of
     /// the offending value (`vnets[0].subnets[1].nsg`), so the caller can point at it.
     pub fn check(&self) -> Vec<(KeyPath, Diagnostic)> {
@@ -111,6 +124,22 @@ impl Baseline {
         if let Some(pe) = &self.registry.private_endpoint {
             let at = KeyPath::of("registry.privateEndpoint.subnet");
             subnet_ref("the registry's private endpoint".into(), &pe.subnet, at, &mut out);
+        }
+
+        for (i, v) in self.vnets.iter().enumerate() {
+            for (j, ip) in v.dns_servers.iter().enumerate() {
+                let at = KeyPath::of("vnets").index(i).key("dnsServers").index(j);
+                if self.subnet_holding(ip).is_none() {
+                    out.push((
+                        at,
+                        Diagnostic::new(format!(
+                            "DNS server `{ip}` of vnet `{}` is not an IPv4 address inside a declared subnet",
+                            v.name
+                        ))
+                        .hint("the forwarder VM gets that address in its subnet: declare the subnet that holds it"),
+                    ));
+                }
+            }
         }
 
         let nsgs: Vec<&str> = self.nsgs.iter().map(|n| n.name.as_str()).collect();

@@ -204,6 +204,11 @@ pub struct VirtualNetwork {
     pub address_space: String,
     /// Subnets.
     pub subnets: Vec<Subnet>,
+    /// Custom DNS servers (`dhcpOptions.dnsServers`), each a DNS forwarder VM at that address in
+    /// one of the baseline's subnets, forwarding every query to Azure's resolver
+    /// (168.63.129.16) from its own VNet. Empty: Azure-provided DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<String>,
 }
 
 /// A subnet.

@@ -44,6 +44,9 @@ pub struct NodeSpec {
     pub dns: Ipv4Addr,
     /// The instance metadata address, put on the node's loopback (Azure: `169.254.169.254`).
     pub imds: Ipv4Addr,
+    /// The VNet's custom DNS servers (`dhcpOptions.dnsServers`): the node's `resolv.conf` names
+    /// the first instead of `dns`. Empty: Azure's resolver.
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 impl NodeSpec {
@@ -95,6 +98,10 @@ pub struct TopologySpec {
     pub node: NodeSpec,
     /// The private endpoints.
     pub endpoints: Vec<EndpointSpec>,
+    /// Custom DNS servers (forwarder VMs), held by the registry namespace like endpoints. There,
+    /// Azure's resolver address is on the loopback, answering as the first one's VNet sees it
+    /// ([`Topology::start_forwarder_dns`]).
+    pub dns_forwarders: Vec<EndpointSpec>,
     /// The public side.
     pub public: PublicSpec,
 }
@@ -122,8 +129,10 @@ impl TopologySpec {
                 address: Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 4), 24).unwrap(),
                 dns: Ipv4Addr::new(168, 63, 129, 16),
                 imds: Ipv4Addr::new(169, 254, 169, 254),
+                dns_servers: Vec::new(),
             },
             endpoints: vec![EndpointSpec { vnet: "hub-vnet".into(), ip: Ipv4Addr::new(10, 0, 1, 4) }],
+            dns_forwarders: Vec::new(),
             public: PublicSpec {
                 registry_ip: Ipv4Addr::new(198, 51, 100, 20),
                 egress_ip: Ipv4Addr::new(203, 0, 113, 10),
@@ -171,7 +180,7 @@ impl TopologySpec {
             return bad(format!("node address {} is the subnet's network, broadcast or gateway address", n.address));
         }
         let mut used: Vec<(Ipv4Addr, &str)> = vec![(ip, "node"), (n.gateway(), "node gateway")];
-        for e in &self.endpoints {
+        for e in self.endpoints.iter().chain(&self.dns_forwarders) {
             let Some(v) = self.vnet(&e.vnet) else { return bad(format!("endpoint VNet {} is not declared", e.vnet)) };
             if !v.cidr.contains(e.ip) {
                 return bad(format!("endpoint {} is not inside VNet {} {}", e.ip, v.name, v.cidr));
@@ -187,6 +196,11 @@ impl TopologySpec {
                 return bad(format!("{what} address {ip} is not in a documentation range"));
             }
             used.push((ip, what));
+        }
+        for ip in &n.dns_servers {
+            if !self.dns_forwarders.iter().any(|f| f.ip == *ip) {
+                return bad(format!("the node's DNS server {ip} is not one of the DNS forwarders"));
+            }
         }
         for (ip, what) in [(n.dns, "DNS"), (n.imds, "IMDS")] {
             if self.vnets.iter().any(|v| v.cidr.contains(ip)) || ip.is_unspecified() || ip.is_loopback() {
@@ -325,9 +339,9 @@ impl Topology {
         let router = NetNs::create(&ns_name(runid, "router"))?;
         let registry = NetNs::create(&ns_name(runid, "registry"))?;
 
-        // One segment per VNet holding endpoints, in spec order.
+        // One segment per VNet holding endpoints (or DNS forwarders), in spec order.
         let mut segments: Vec<(String, Segment)> = Vec::new();
-        for e in &spec.endpoints {
+        for e in spec.endpoints.iter().chain(&spec.dns_forwarders) {
             if let Some((_, s)) = segments.iter_mut().find(|(v, _)| *v == e.vnet) {
                 s.endpoints.push(e.ip);
             } else {
@@ -395,6 +409,10 @@ impl Topology {
         for ip in p.hosted_ips() {
             rg += &format!("addr add {ip}/32 dev {INET_IF}\n");
         }
+        if !spec.dns_forwarders.is_empty() {
+            // What the forwarders ask: Azure's resolver, as their VNet sees it.
+            rg += &format!("addr add {}/32 dev lo\n", n.dns);
+        }
         rg += &format!("link set {INET_IF} up\n");
         rg += &format!("route add {}/32 dev {INET_IF}\n", p.egress_ip);
 
@@ -419,7 +437,9 @@ impl Topology {
         registry.ip_batch(&rg)?;
 
         let resolv = node.state_dir()?.join("resolv.conf");
-        std::fs::write(&resolv, resolv_conf(n.dns)).map_err(|e| Error::io(format!("write {}", resolv.display()), e))?;
+        let nameserver = n.dns_servers.first().copied().unwrap_or(n.dns);
+        std::fs::write(&resolv, resolv_conf(nameserver))
+            .map_err(|e| Error::io(format!("write {}", resolv.display()), e))?;
         let topo = Topology {
             runid: runid.to_owned(),
             spec: spec.clone(),
@@ -474,6 +494,19 @@ impl Topology {
     /// (call within a tokio runtime).
     pub fn start_dns(&self, view: DnsView) -> Result<DnsServer> {
         let sock = self.node.bind_udp(SocketAddr::from((self.spec.node.dns, 53)))?;
+        DnsServer::start(sock, view)
+    }
+
+    /// Binds a UDP socket at Azure's resolver address, port 53, in the registry namespace and
+    /// starts a [`DnsServer`] on it: what the DNS forwarders ask, answering as their VNet sees
+    /// the zones (call within a tokio runtime). Fails when the spec has no forwarders.
+    pub fn start_forwarder_dns(&self, view: DnsView) -> Result<DnsServer> {
+        if self.spec.dns_forwarders.is_empty() {
+            return Err(Error::InvalidSpec(
+                "no DNS forwarders: Azure's resolver is not in the registry namespace".into(),
+            ));
+        }
+        let sock = self.registry.bind_udp(SocketAddr::from((self.spec.node.dns, 53)))?;
         DnsServer::start(sock, view)
     }
 

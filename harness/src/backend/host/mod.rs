@@ -32,7 +32,7 @@ use pullproof_emulator::{DataPlane, Emulator, EmulatorConfig, RunningEmulator};
 use pullproof_host_net::{DnsServer, Topology};
 use pullproof_host_runtime::components::Components;
 use pullproof_host_runtime::image::Program;
-use pullproof_host_runtime::{Registry, RegistryAuth, RegistryConfig};
+use pullproof_host_runtime::{Launcher, ProcessGuard, Registry, RegistryAuth, RegistryConfig};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -250,6 +250,10 @@ pub struct HostWorld {
     http: reqwest::Client,
     topology: Option<Arc<Topology>>,
     dns: Option<Arc<DnsServer>>,
+    /// Azure's resolver as the custom DNS forwarders' VNet sees it, and the forwarders (real
+    /// dnsmasq processes in the registry namespace).
+    forwarder_dns: Option<Arc<DnsServer>>,
+    dnsmasq: Vec<ProcessGuard>,
     watcher: Option<JoinHandle<()>>,
     fronts: Vec<Front>,
     registry: Option<Registry>,
@@ -354,6 +358,8 @@ impl Backend for HostBackend {
             http,
             topology: None,
             dns: None,
+            forwarder_dns: None,
+            dnsmasq: Vec::new(),
             watcher: None,
             fronts: vec![],
             registry: None,
@@ -473,7 +479,25 @@ impl HostWorld {
             topology.start_dns(realise::dns_view(&snapshot, &self.placement)).map_err(|e| err("DNS")(e2s(e)))?,
         );
         self.dns = Some(dns.clone());
-        self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns, self.placement.clone()));
+        // Custom DNS: forwarder VMs (real dnsmasq) asking Azure's resolver from their own VNet.
+        let forwarders = topology.spec().dns_forwarders.clone();
+        let mut forwarder_view = None;
+        if let Some(first) = forwarders.first() {
+            let vnet_id = self.world.vnet(&b, &first.vnet);
+            let server = topology
+                .start_forwarder_dns(realise::dns_view_of(&snapshot, &vnet_id))
+                .map_err(|e| err("DNS for the forwarders")(e2s(e)))?;
+            let server = Arc::new(server);
+            self.forwarder_dns = Some(server.clone());
+            forwarder_view = Some((server, vnet_id));
+            for f in &forwarders {
+                self.dnsmasq.push(start_dnsmasq(&topology, f.ip, &dir)?);
+            }
+        }
+        self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns, forwarder_view, self.placement.clone()));
+        for f in &forwarders {
+            wait_for_forwarder(&topology, f.ip, &login).await?;
+        }
 
         // Nodes as the emulator sees them: IMDS answers for the first pool's scale set; traffic
         // from the node's own address reaches the registry only through the private endpoint.
@@ -831,6 +855,8 @@ impl HostWorld {
             problems.extend(n.stop(&self.cluster).await);
         }
         self.fronts.clear();
+        self.dnsmasq.clear();
+        self.forwarder_dns = None;
         self.dns = None;
         if let Some(r) = self.registry.take() {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;
@@ -873,16 +899,79 @@ impl HostWorld {
 }
 
 /// Re-applies the router policy and the DNS view on every control-plane change.
+/// DNS a forwarder VM's way: a real dnsmasq at `ip` in the registry namespace that forwards
+/// every query to Azure's resolver (168.63.129.16, on that namespace's loopback), caching
+/// nothing, so control-plane changes show at once.
+fn start_dnsmasq(topology: &Topology, ip: std::net::Ipv4Addr, dir: &Path) -> Result<ProcessGuard, BackendError> {
+    let binary =
+        ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].into_iter().map(Path::new).find(|p| p.exists()).ok_or_else(|| {
+            BackendError::new("dnsmasq is not installed: `apt-get install dnsmasq-base` (custom DNS forwarders run it)")
+        })?;
+    let launcher = Launcher::in_netns(topology.registry().path());
+    let args: Vec<String> = vec![
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--no-poll".into(),
+        format!("--server={}", pullproof_host_net::AZURE_DNS),
+        format!("--listen-address={ip}"),
+        "--bind-interfaces".into(),
+        "--except-interface=lo".into(),
+        "--cache-size=0".into(),
+        "--pid-file=".into(),
+        "--log-facility=-".into(),
+        "--user=root".into(),
+    ];
+    let cmd = launcher.command(binary, args);
+    ProcessGuard::spawn("dnsmasq", &launcher, cmd, &dir.join(format!("dnsmasq-{ip}.log")))
+        .map_err(|e| err("DNS forwarder (dnsmasq)")(e2s(e)))
+}
+
+/// Waits until the forwarder at `ip` answers the node for `name` (at most 10 s).
+async fn wait_for_forwarder(topology: &Arc<Topology>, ip: std::net::Ipv4Addr, name: &str) -> Result<(), BackendError> {
+    let (topology, name) = (topology.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            let answer = topology.node().run(|| {
+                let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+                pullproof_host_net::dns::lookup(
+                    &socket,
+                    SocketAddr::new(IpAddr::V4(ip), 53),
+                    &name,
+                    pullproof_host_net::dns::rtype::A,
+                    std::time::Duration::from_millis(500),
+                )
+            });
+            match answer {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(BackendError::new(format!("the DNS forwarder {ip} did not answer the node in 10 s: {last}")))
+    })
+    .await
+    .map_err(|e| err("DNS forwarder")(e2s(e)))?
+}
+
 fn spawn_watcher(
     mut dp: watch::Receiver<Arc<DataPlane>>,
     topology: Arc<Topology>,
     dns: Arc<DnsServer>,
+    forwarder: Option<(Arc<DnsServer>, String)>,
     placement: NodePlacement,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while dp.changed().await.is_ok() {
             let snapshot = dp.borrow_and_update().clone();
             dns.update(realise::dns_view(&snapshot, &placement));
+            if let Some((server, vnet_id)) = &forwarder {
+                server.update(realise::dns_view_of(&snapshot, vnet_id));
+            }
             let policy = realise::policy(&snapshot, &placement);
             let t = topology.clone();
             match tokio::task::spawn_blocking(move || t.apply(&policy)).await {

@@ -19,6 +19,8 @@ use crate::baseline::Baseline;
 pub const PUBLIC_REGISTRY_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
 /// The registry's HTTPS port.
 pub const HTTPS: u16 = 443;
+/// DNS's port.
+pub const DNS: u16 = 53;
 
 /// Why a baseline cannot be laid out on the host.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,16 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
             Ok(EndpointSpec { vnet: pe.subnet.split('/').next().unwrap_or_default().to_string(), ip })
         })
         .collect::<Result<Vec<_>, LayoutError>>()?;
+    // The node VNet's custom DNS servers: forwarder VMs in the subnets holding them.
+    let custom = b.vnet(&node_vnet).map(|v| v.dns_servers.clone()).unwrap_or_default();
+    let mut dns_servers = Vec::new();
+    let mut dns_forwarders = Vec::new();
+    for ip in &custom {
+        let subnet = b.subnet_holding(ip).ok_or_else(|| err(format!("DNS server {ip} is in no declared subnet")))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| err(format!("DNS server `{ip}` is not IPv4")))?;
+        dns_servers.push(ip);
+        dns_forwarders.push(EndpointSpec { vnet: subnet.split('/').next().unwrap_or_default().to_string(), ip });
+    }
     Ok(TopologySpec {
         vnets,
         node: NodeSpec {
@@ -87,8 +99,10 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
             address: node_address(b)?,
             dns: pullproof_host_net::AZURE_DNS,
             imds: pullproof_host_net::AZURE_IMDS,
+            dns_servers,
         },
         endpoints,
+        dns_forwarders,
         public: PublicSpec { registry_ip: PUBLIC_REGISTRY_IP, egress_ip: egress_ip(b)?, extra_ips: vec![] },
     })
 }
@@ -149,6 +163,20 @@ pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
             }
         }
     }
+    // The node VNet's custom DNS servers (forwarder VMs): reachable as private endpoints are,
+    // through a peering (or in the node's own VNet), unless an NSG rule denies DNS.
+    let vnet = dp.vnets.iter().find(|v| azure_model::id::same_id(&v.id, &node.vnet_id));
+    for server in vnet.map(|v| v.dns_servers.as_slice()).unwrap_or_default() {
+        let Ok(ip) = server.parse::<Ipv4Addr>() else { continue };
+        let home =
+            dp.vnets.iter().find(|v| v.address_prefixes.iter().any(|p| parse_net(p).is_ok_and(|n| n.contains(ip))));
+        let Some(home) = home else { continue };
+        let same = azure_model::id::same_id(&home.id, &node.vnet_id);
+        if (same || dp.peered(&node.vnet_id, &home.id)) && nsg_denies_outbound(&nsg, src, IpAddr::V4(ip), DNS).is_none()
+        {
+            allowed.push(Flow::new(Ipv4Net::host(node.ip), Ipv4Net::host(ip)));
+        }
+    }
     let public = IpAddr::V4(PUBLIC_REGISTRY_IP);
     let internet = if nsg_denies_outbound(&nsg, src, public, HTTPS).is_some() {
         InternetAccess::Drop
@@ -183,10 +211,16 @@ pub fn routes(dp: &DataPlane, node: &NodePlacement) -> Vec<RouteEntry> {
 /// when there is one (with Azure's `privatelink` CNAME), else to the public endpoint. Anything
 /// else is NXDOMAIN (a misspelt login server gets `no such host`).
 pub fn dns_view(dp: &DataPlane, node: &NodePlacement) -> DnsView {
+    dns_view_of(dp, &node.vnet_id)
+}
+
+/// What Azure's resolver answers inside VNet `vnet_id` (see [`dns_view`]): for the node's VNet,
+/// or for the VNet a custom DNS forwarder asks from.
+pub fn dns_view_of(dp: &DataPlane, vnet_id: &str) -> DnsView {
     let mut view = DnsView::new();
     for r in &dp.registries {
         let login = r.login_server.to_ascii_lowercase();
-        match dp.resolve(&node.vnet_id, &login) {
+        match dp.resolve(vnet_id, &login) {
             Resolution::Private(ips) => {
                 let alias = login.replacen(".azurecr.", ".privatelink.azurecr.", 1);
                 view = view.with_cname(&login, &alias).with_a(&alias, ips);
