@@ -92,6 +92,10 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
         dns_servers.push(ip);
         dns_forwarders.push(EndpointSpec { vnet: subnet.split('/').next().unwrap_or_default().to_string(), ip });
     }
+    // One view of Azure's resolver serves every forwarder (see `HostWorld`): one VNet.
+    if dns_forwarders.iter().any(|f| f.vnet != dns_forwarders[0].vnet) {
+        return Err(err("custom DNS servers in more than one VNet: the host backend realises them in one".into()));
+    }
     Ok(TopologySpec {
         vnets,
         node: NodeSpec {
