@@ -23,7 +23,7 @@ fn real_catalog_is_valid() {
     let cat = real();
     let errors: Vec<String> = cat.diagnostics.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    assert_eq!(cat.entries.len(), 22);
+    assert_eq!(cat.entries.len(), 24);
 }
 
 #[test]

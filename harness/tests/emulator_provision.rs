@@ -742,3 +742,40 @@ async fn custom_dns_resolves_as_the_forwarders_vnet_sees_it() {
     assert_eq!(address(dns_view_of(&p.emu.data_plane(), &hub)).as_deref(), Some("10.2.0.5"));
     p.emu.shutdown().await;
 }
+
+/// A route to the world's appliance is realised as the router's own (`RouteFate::Appliance`);
+/// a route to any other appliance address forwards as before, and the inverse removes it.
+#[tokio::test]
+async fn routes_to_the_appliance_are_delivered_to_it() {
+    use pullproof::backend::host::realise::{NodePlacement, routes};
+    use pullproof::baseline::{NextHopType, Route};
+    use pullproof_host_net::RouteFate;
+    let b = baselines().into_iter().find(|b| b.name == "hub-firewall-inspecting").expect("baseline");
+    let mut p = Provisioned::new(b.clone()).await;
+    let node = NodePlacement::of(&b, &p.world).unwrap();
+    assert_eq!(node.appliance, Some(std::net::Ipv4Addr::new(10, 2, 1, 4)));
+    let fate_of = |p: &Provisioned, prefix: &str| {
+        routes(&p.emu.data_plane(), &node)
+            .iter()
+            .filter(|r| r.prefix.to_string() == prefix)
+            .map(|r| r.fate)
+            .collect::<Vec<_>>()
+    };
+    assert!(fate_of(&p, "10.2.0.0/24").is_empty());
+    let route = |name: &str, hop: &str| Route {
+        name: name.into(),
+        address_prefix: "10.2.0.0/24".into(),
+        next_hop_type: NextHopType::VirtualAppliance,
+        next_hop_ip_address: Some(hop.into()),
+    };
+    let fault = Fault::AddRoute { route_table: "aks-nodes-routes".into(), route: route("via-fw", "10.2.1.4") };
+    assert!(p.apply(&fault.mutation()).await);
+    assert_eq!(fate_of(&p, "10.2.0.0/24"), [RouteFate::Appliance]);
+    assert!(p.apply(&fault.inverse(&b)).await);
+    assert!(fate_of(&p, "10.2.0.0/24").is_empty());
+    // Another appliance address is not the world's appliance: forwarded.
+    let other = Fault::AddRoute { route_table: "aks-nodes-routes".into(), route: route("via-other", "10.2.1.9") };
+    assert!(p.apply(&other.mutation()).await);
+    assert_eq!(fate_of(&p, "10.2.0.0/24"), [RouteFate::Forward]);
+    p.emu.shutdown().await;
+}

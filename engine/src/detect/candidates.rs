@@ -15,7 +15,7 @@
 //! | `ACR_PULL_ROLE_MISSING`, `IMAGE_NOT_FOUND` | 5 | the first two causes of Microsoft's "Fail to pull images from Azure Container Registry to AKS" article; the most frequent known causes in `fixtures/explain/corpus.json` |
 //! | `PLATFORM_MISMATCH`, `PULL_SECRET_MISSING` | 4 | frequent in the corpus (platform: 5 threads; a missing `imagePullSecrets` is the usual answer to a bare `authentication required` outside AKS's kubelet identity) |
 //! | `SP_SECRET_EXPIRED`, `ACR_FIREWALL_DENIES_EGRESS`, `PRIVATE_DNS_ZONE_NOT_LINKED`, `NSG_BLOCKS_REGISTRY` | 3 | each has its own section in Microsoft's AKS and ACR troubleshooting articles, and threads in the corpus |
-//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `CUSTOM_DNS_NOT_FORWARDING`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
+//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `CUSTOM_DNS_NOT_FORWARDING`, `TLS_INTERCEPTED`, `TLS_HANDSHAKE_TIMEOUT`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
 //! | `ACR_ABAC_ROLE_MISSING` | 1 | a registry mode introduced in 2025; few clusters use it yet |
 //!
 //! `engine/tests/explain_corpus.rs` holds the ranking to the corpus: real messages from public
@@ -49,6 +49,8 @@ pub fn prior(code: FindingCode) -> u8 {
         KubeletIdentityNotOnVmss
         | CredentialProviderMisconfigured
         | CustomDnsNotForwarding
+        | TlsIntercepted
+        | TlsHandshakeTimeout
         | AcrRoleOnStalePrincipal
         | LoginServerTypo
         | PullSecretInvalidSp
@@ -223,6 +225,15 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
                 c(PrivateDnsZoneNotLinked, 3, &format!("the private DNS record for {host}")),
             ]
         }
+        // The connection was made and TLS never completed: something on the path holds it.
+        SymptomClass::Timeout if text(&["tls handshake timeout"]) => vec![
+            c(
+                TlsHandshakeTimeout,
+                10,
+                "route tables on the node subnet: a route with next hop VirtualAppliance for the registry's address, and that appliance's TLS inspection",
+            ),
+            c(NsgBlocksRegistry, 2, "NSG rules that allow the SYN but not the rest (rare)"),
+        ],
         // A deadline with no address dialled: the time may have gone on resolving the name
         // (a custom DNS server that does not answer), before any connection.
         SymptomClass::Timeout if !symptom.attempts.iter().any(|a| a.dialed.is_some()) => vec![
@@ -290,6 +301,14 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
         // the private link name was used as the login server.
         SymptomClass::Tls if text(&["privatelink.azurecr.io"]) => {
             vec![c(LoginServerTypo, 8, "the image host: use NAME.azurecr.io, never the privatelink name")]
+        }
+        // A certificate the node does not trust: something on the path re-signs the traffic.
+        SymptomClass::Tls if text(&["unknown authority", "not standards compliant", "self-signed", "self signed"]) => {
+            vec![c(
+                TlsIntercepted,
+                10,
+                "route tables on the node subnet (next hop VirtualAppliance, or 0.0.0.0/0 forced tunnelling) and the appliance's TLS inspection; the issuer of the certificate the node got",
+            )]
         }
         SymptomClass::Tls | SymptomClass::Throttled | SymptomClass::Unknown => vec![],
     };

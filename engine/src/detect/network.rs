@@ -46,6 +46,7 @@ pub(super) fn detect(ctx: &Context<'_>) -> Vec<Finding> {
             SymptomClass::Timeout | SymptomClass::Unreachable => path(&mut out, ctx, f),
             _ => {}
         }
+        tls(&mut out, ctx, f);
     }
     out.into_vec()
 }
@@ -613,6 +614,94 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
                 break;
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS on the path
+
+/// `TLS_INTERCEPTED` and `TLS_HANDSHAKE_TIMEOUT`: the pull reached something that spoke TLS
+/// wrongly (a certificate the node does not trust) or not at all (the handshake timed out), and
+/// the node subnet's route for the registry's private address sends it through an appliance
+/// (next hop `VirtualAppliance`). What the appliance does is out of ARM's sight; the error is
+/// what it did, the route is why the traffic went there. Without such a route nothing is said.
+fn tls(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
+    let text = |needle: &str| f.symptom.attempts.iter().any(|a| a.detail.to_ascii_lowercase().contains(needle));
+    let code = if f.symptom.class == SymptomClass::Tls && text("unknown authority") {
+        FindingCode::TlsIntercepted
+    } else if text("tls handshake timeout") {
+        FindingCode::TlsHandshakeTimeout
+    } else {
+        return;
+    };
+    let inv = &ctx.evidence.azure;
+    let Some(registry) = known_registry(ctx, f) else { return };
+    let Some(place) = ctx.placement(f) else { return };
+    let Some(table) = place
+        .subnet
+        .as_ref()
+        .and_then(|s| s.route_table.as_ref())
+        .and_then(|r| inv.route_tables.iter().find(|t| same(&t.id, &r.id)))
+    else {
+        return;
+    };
+    let system = system_prefixes(ctx, &place.vnet_id);
+    let destinations: Vec<IpAddr> =
+        endpoints_of(inv, registry).iter().flat_map(|pe| endpoint_ips(inv, registry, pe)).collect();
+    for dst in destinations {
+        let super::route::Selected::User(route) = super::route::select(&table.properties, &system, dst) else {
+            continue;
+        };
+        let p = &route.properties;
+        if !p.next_hop_type.eq_ignore_ascii_case("VirtualAppliance") {
+            continue;
+        }
+        let hop = p.next_hop_ip_address.clone().unwrap_or_else(|| "(no address)".into());
+        let route_id = route.id.clone().unwrap_or_else(|| format!("{}/routes/{}", table.id, route.name));
+        let (what, did) = match code {
+            FindingCode::TlsIntercepted => (
+                "intercepts TLS: it presented a certificate from a CA the node does not trust",
+                "the pull's TLS handshake failed: x509: certificate signed by unknown authority",
+            ),
+            _ => (
+                "accepts the connection and never completes the TLS handshake",
+                "the pull's TLS handshake timed out (net/http: TLS handshake timeout) after the connection was made",
+            ),
+        };
+        let d = Draft::new(
+            code,
+            Confidence::High,
+            f,
+            format!(
+                "Route {} in route table {} sends traffic for registry {} ({dst}) through the appliance at {hop}, which {what}.",
+                route.name, table.name, registry.name
+            ),
+        )
+        .blame(Blame::new("Route", route_id.clone()).note(format!("{} -> VirtualAppliance {hop}", p.address_prefix)))
+        .blame(Blame::new("RouteTable", table.id.clone()).note(format!("sends {dst} through {hop}")))
+        .line(format!(
+            "node subnet {} uses route table {}; its route for {dst} is {} ({} -> VirtualAppliance {hop})",
+            name_of(&place.subnet_id),
+            table.name,
+            route.name,
+            p.address_prefix
+        ))
+        .line(did.to_string())
+        .action(Action::Manual {
+            change: Some(Change::delete(route_id.clone())),
+            description: format!(
+                "let registry traffic past the appliance at {hop}: exempt *.azurecr.io and *.data.azurecr.io from its TLS inspection, or remove route {} so the peering's system route applies (AKS does not trust an inspection CA by default)",
+                route.name
+            ),
+            commands: vec![format!(
+                "az network route-table route delete -g {} --route-table-name {} -n {}",
+                super::support::resource_group_of(&table.id).unwrap_or_default(),
+                table.name,
+                route.name
+            )],
+        });
+        out.add(&route_id, f, d);
+        return;
     }
 }
 

@@ -1192,6 +1192,8 @@ pub(crate) fn scenarios() -> Vec<World> {
         private_endpoint_not_approved(),
         nsg_blocks_registry(),
         route_table_blackhole(),
+        tls_intercepted(),
+        tls_handshake_timeout(),
         platform_mismatch(),
     ]
 }
@@ -1448,6 +1450,35 @@ fn route_table_blackhole() -> World {
         rt.request(img, &format!("dial tcp {PE_IP}:443: connect: connection timed out"))
     });
     w.expected = vec!["ROUTE_BLACKHOLE"];
+    w
+}
+
+/// The node subnet's traffic for the private endpoints goes through the hub firewall
+/// (10.20.0.4, in AzureFirewallSubnet) and its TLS inspection.
+fn via_firewall(name: &str) -> World {
+    let mut w = World::private_baseline(name, K131);
+    let routes = w.resource(&route_table_id())["properties"]["routes"].as_array_mut().expect("routes");
+    routes.push(
+        json!({"name": "endpoints-via-firewall", "id": format!("{}/routes/endpoints-via-firewall", route_table_id()),
+                       "properties": {"addressPrefix": "10.20.1.0/24", "nextHopType": "VirtualAppliance",
+                                      "nextHopIpAddress": "10.20.0.4", "provisioningState": "Succeeded"}}),
+    );
+    w
+}
+
+fn tls_intercepted() -> World {
+    let mut w = via_firewall("tls-intercepted");
+    w.break_rollout("web", None, |rt, img| {
+        rt.request(img, "tls: failed to verify certificate: x509: certificate signed by unknown authority")
+    });
+    w.expected = vec!["TLS_INTERCEPTED"];
+    w
+}
+
+fn tls_handshake_timeout() -> World {
+    let mut w = via_firewall("tls-handshake-timeout");
+    w.break_rollout("web", None, |rt, img| rt.request(img, "net/http: TLS handshake timeout"));
+    w.expected = vec!["TLS_HANDSHAKE_TIMEOUT"];
     w
 }
 

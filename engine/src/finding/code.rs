@@ -53,6 +53,12 @@ pub enum FindingCode {
     NsgBlocksRegistry,
     /// A route sends traffic to the registry nowhere (`nextHopType: None`).
     RouteBlackhole,
+    /// A route sends registry traffic through an appliance that intercepts TLS with a
+    /// certificate the nodes do not trust.
+    TlsIntercepted,
+    /// A route sends registry traffic through an appliance that never completes the TLS
+    /// handshake.
+    TlsHandshakeTimeout,
     /// The image has no variant for the node's OS/architecture.
     PlatformMismatch,
     /// Not a cause: pulldoctor could not read evidence it needs (a missing permission), so
@@ -91,6 +97,8 @@ impl FindingCode {
         Self::PrivateEndpointNotApproved,
         Self::NsgBlocksRegistry,
         Self::RouteBlackhole,
+        Self::TlsIntercepted,
+        Self::TlsHandshakeTimeout,
         Self::PlatformMismatch,
     ];
 
@@ -117,6 +125,8 @@ impl FindingCode {
             Self::PrivateEndpointNotApproved => "PRIVATE_ENDPOINT_NOT_APPROVED",
             Self::NsgBlocksRegistry => "NSG_BLOCKS_REGISTRY",
             Self::RouteBlackhole => "ROUTE_BLACKHOLE",
+            Self::TlsIntercepted => "TLS_INTERCEPTED",
+            Self::TlsHandshakeTimeout => "TLS_HANDSHAKE_TIMEOUT",
             Self::PlatformMismatch => "PLATFORM_MISMATCH",
             Self::EvidenceUnavailable => "EVIDENCE_UNAVAILABLE",
         }
@@ -155,6 +165,12 @@ impl FindingCode {
             }
             Self::NsgBlocksRegistry => "a network security group rule blocks traffic to the registry",
             Self::RouteBlackhole => "a route table sends registry traffic nowhere",
+            Self::TlsIntercepted => {
+                "a route sends registry traffic through an appliance that intercepts TLS with a certificate the nodes do not trust"
+            }
+            Self::TlsHandshakeTimeout => {
+                "a route sends registry traffic through an appliance that never completes the TLS handshake"
+            }
             Self::PlatformMismatch => "the image has no variant for the node's operating system or architecture",
             Self::EvidenceUnavailable => {
                 "pulldoctor could not read evidence it needs; its other findings are less certain"
@@ -208,7 +224,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 21);
+        assert_eq!(FindingCode::ALL.len(), 23);
     }
 
     #[test]

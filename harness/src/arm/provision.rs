@@ -242,7 +242,12 @@ pub fn security_rule(r: &crate::baseline::SecurityRule) -> Value {
 
 /// A route body.
 pub fn route(r: &crate::baseline::Route) -> Value {
-    json!({ "name": r.name, "properties": { "addressPrefix": r.address_prefix, "nextHopType": r.next_hop_type } })
+    let mut v =
+        json!({ "name": r.name, "properties": { "addressPrefix": r.address_prefix, "nextHopType": r.next_hop_type } });
+    if let Some(ip) = &r.next_hop_ip_address {
+        v["properties"]["nextHopIpAddress"] = json!(ip);
+    }
+    v
 }
 
 /// A firewall allow entry: a public IP name (bound from its PUT) or a literal.

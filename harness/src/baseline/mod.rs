@@ -125,6 +125,20 @@ impl Baseline {
             let at = KeyPath::of("registry.privateEndpoint.subnet");
             subnet_ref("the registry's private endpoint".into(), &pe.subnet, at, &mut out);
         }
+        for (i, a) in self.appliances.iter().enumerate() {
+            let at = KeyPath::of("appliances").index(i);
+            subnet_ref(format!("appliance `{}`", a.name), &a.subnet, at.clone().key("subnet"), &mut out);
+            if subnets.contains(&a.subnet.as_str()) && self.subnet_holding(&a.ip).as_deref() != Some(a.subnet.as_str())
+            {
+                out.push((
+                    at.key("ip"),
+                    Diagnostic::new(format!(
+                        "appliance `{}` address `{}` is not an IPv4 address inside its subnet `{}`",
+                        a.name, a.ip, a.subnet
+                    )),
+                ));
+            }
+        }
 
         for (i, v) in self.vnets.iter().enumerate() {
             for (j, ip) in v.dns_servers.iter().enumerate() {

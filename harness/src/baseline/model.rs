@@ -36,6 +36,10 @@ pub struct Baseline {
     /// Route tables.
     #[serde(default)]
     pub route_tables: Vec<RouteTable>,
+    /// Network virtual appliances (a hub firewall's VM), which routes with next hop
+    /// `VirtualAppliance` can send traffic through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appliances: Vec<Appliance>,
     /// Public IP addresses.
     #[serde(default)]
     pub public_ips: Vec<PublicIp>,
@@ -321,6 +325,36 @@ pub struct Route {
     pub address_prefix: String,
     /// `VnetLocal`, `VirtualNetworkGateway`, `Internet`, `VirtualAppliance` or `None`.
     pub next_hop_type: NextHopType,
+    /// The appliance's address, for `VirtualAppliance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_ip_address: Option<String>,
+}
+
+/// A network virtual appliance: a VM that forwards what routes send it, and what it does with
+/// TLS on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Appliance {
+    /// Name.
+    pub name: String,
+    /// The subnet holding it (`VNET/SUBNET`).
+    pub subnet: String,
+    /// Its address there (a route's `nextHopIpAddress`).
+    pub ip: String,
+    /// What it does with HTTPS it forwards.
+    pub tls: ApplianceTls,
+}
+
+/// What an appliance does with the HTTPS connections it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ApplianceTls {
+    /// TLS inspection: it terminates TLS with a certificate from its own CA (which the nodes
+    /// do not trust) and re-encrypts towards the destination.
+    Intercept,
+    /// It accepts the TCP connection and never answers the TLS handshake (an inspection engine
+    /// that is overloaded or waiting on a licence).
+    Stall,
 }
 
 /// A public IP.

@@ -282,6 +282,10 @@ pub enum RouteFate {
     Forward,
     /// Discarded (next hop `None`).
     Drop,
+    /// Sent to the world's TLS-inspecting appliance (next hop `VirtualAppliance` at its
+    /// address), which the router hosts: delivered to the router's own sockets with the
+    /// destination address unchanged, as a transparent proxy receives them.
+    Appliance,
 }
 
 /// Where a route comes from.
@@ -555,12 +559,14 @@ impl Topology {
             let kind = match r.fate {
                 RouteFate::Forward => "throw",
                 RouteFate::Drop => "blackhole",
+                RouteFate::Appliance => "local",
             };
             let metric = match r.origin {
                 RouteOrigin::User => 0,
                 RouteOrigin::System => 10,
             };
-            s += &format!("route replace {kind} {} table {NODE_ROUTES} metric {metric}\n", r.prefix.trunc());
+            let dev = if r.fate == RouteFate::Appliance { " dev lo" } else { "" };
+            s += &format!("route replace {kind} {}{dev} table {NODE_ROUTES} metric {metric}\n", r.prefix.trunc());
         }
         s
     }
@@ -604,5 +610,31 @@ impl Topology {
         let results = [node.delete(), router.delete(), registry.delete()];
         tracing::info!(%runid, elapsed_ms = started.elapsed().as_millis() as u64, "topology torn down");
         results.into_iter().collect::<Result<Vec<()>>>().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_script_realises_each_fate() {
+        let net = |s: &str| {
+            let (ip, len) = s.split_once('/').unwrap();
+            Ipv4Net::new(ip.parse().unwrap(), len.parse().unwrap()).unwrap()
+        };
+        let policy = Policy {
+            routes: vec![
+                RouteEntry { prefix: net("10.2.0.0/16"), fate: RouteFate::Forward, origin: RouteOrigin::System },
+                RouteEntry { prefix: net("10.2.0.0/24"), fate: RouteFate::Appliance, origin: RouteOrigin::User },
+                RouteEntry { prefix: net("10.3.0.0/24"), fate: RouteFate::Drop, origin: RouteOrigin::User },
+            ],
+            ..Policy::default()
+        };
+        let script = Topology::route_script(&policy);
+        assert!(script.contains("route replace throw 10.2.0.0/16 table 100 metric 10\n"), "{script}");
+        // Delivered to the router's own sockets, destination unchanged.
+        assert!(script.contains("route replace local 10.2.0.0/24 dev lo table 100 metric 0\n"), "{script}");
+        assert!(script.contains("route replace blackhole 10.3.0.0/24 table 100 metric 0\n"), "{script}");
     }
 }

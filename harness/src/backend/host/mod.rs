@@ -254,6 +254,8 @@ pub struct HostWorld {
     /// dnsmasq processes in the registry namespace).
     forwarder_dns: Option<Arc<DnsServer>>,
     dnsmasq: Vec<ProcessGuard>,
+    /// The world's TLS-inspecting appliance (a real socat, hosted by the router namespace).
+    appliance: Option<ProcessGuard>,
     watcher: Option<JoinHandle<()>>,
     fronts: Vec<Front>,
     registry: Option<Registry>,
@@ -360,6 +362,7 @@ impl Backend for HostBackend {
             dns: None,
             forwarder_dns: None,
             dnsmasq: Vec::new(),
+            appliance: None,
             watcher: None,
             fronts: vec![],
             registry: None,
@@ -493,6 +496,9 @@ impl HostWorld {
             for f in &forwarders {
                 self.dnsmasq.push(start_dnsmasq(&topology, f.ip, &dir)?);
             }
+        }
+        if let Some(a) = b.appliances.first() {
+            self.appliance = Some(start_appliance(&topology, a, &dir).await?);
         }
         self.watcher = Some(spawn_watcher(dp.clone(), topology.clone(), dns, forwarder_view, self.placement.clone()));
         for f in &forwarders {
@@ -856,6 +862,7 @@ impl HostWorld {
         }
         self.fronts.clear();
         self.dnsmasq.clear();
+        self.appliance = None;
         self.forwarder_dns = None;
         self.dns = None;
         if let Some(r) = self.registry.take() {
@@ -926,6 +933,98 @@ fn start_dnsmasq(topology: &Topology, ip: std::net::Ipv4Addr, dir: &Path) -> Res
     let cmd = launcher.command(binary, args);
     ProcessGuard::spawn("dnsmasq", &launcher, cmd, &dir.join(format!("dnsmasq-{ip}.log")))
         .map_err(|e| err("DNS forwarder (dnsmasq)")(e2s(e)))
+}
+
+/// The appliance a route with next hop `VirtualAppliance` at `a.ip` sends traffic through,
+/// hosted by the router namespace (where such routes deliver: `RouteFate::Appliance`), listening
+/// on port 443 for every destination routed to it, with `IP_TRANSPARENT` (it answers from
+/// addresses that are not its own, as a transparent proxy does). `intercept`: a real socat terminating TLS with
+/// a certificate from the appliance's own CA, made here with openssl (SANs for ACR's names, as
+/// inspection appliances mint them), and re-encrypting towards the original destination.
+/// `stall`: a real socat that accepts and never answers the TLS handshake.
+async fn start_appliance(
+    topology: &Arc<Topology>,
+    a: &crate::baseline::Appliance,
+    dir: &Path,
+) -> Result<ProcessGuard, BackendError> {
+    use crate::baseline::ApplianceTls;
+    let socat = ["/usr/bin/socat", "/usr/local/bin/socat"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or_else(|| BackendError::new("socat is not installed: `apt-get install socat` (appliances run it)"))?;
+    let launcher = Launcher::in_netns(topology.router().path());
+    let args: Vec<String> = match a.tls {
+        ApplianceTls::Intercept => {
+            let (cert, key) = (dir.join("appliance-cert.pem"), dir.join("appliance-key.pem"));
+            let out = tokio::process::Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+                .args(["-days", "1", "-subj"])
+                .arg(format!("/O=pullproof/CN={} TLS inspection CA", a.name))
+                .args(["-addext", "subjectAltName=DNS:*.azurecr.io,DNS:*.privatelink.azurecr.io"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .await
+                .map_err(|e| err("appliance certificate (openssl)")(e2s(e)))?;
+            if !out.status.success() {
+                return Err(BackendError::new(format!(
+                    "appliance certificate: openssl failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            // Towards the connection's original destination: the local address it arrived on,
+            // which socat hands its child as SOCAT_SOCKADDR. (A script: socat's address syntax
+            // would take the inner address's commas and colons for its own.)
+            let relay = dir.join("appliance-relay.sh");
+            std::fs::write(
+                &relay,
+                format!("#!/bin/sh\nexec {} - \"OPENSSL:$SOCAT_SOCKADDR:443,verify=0\"\n", socat.display()),
+            )
+            .map_err(|e| err("appliance relay")(e2s(e)))?;
+            chmod(&relay, 0o755)?;
+            vec![
+                format!(
+                    "OPENSSL-LISTEN:443,fork,reuseaddr,ip-transparent,cert={},key={},verify=0",
+                    cert.display(),
+                    key.display()
+                ),
+                format!("EXEC:{}", relay.display()),
+            ]
+        }
+        ApplianceTls::Stall => vec!["TCP-LISTEN:443,fork,reuseaddr,ip-transparent".into(), "EXEC:sleep 3600".into()],
+    };
+    let cmd = launcher.command(socat, args);
+    let log = dir.join(format!("appliance-{}.log", a.name));
+    let guard =
+        ProcessGuard::spawn("appliance (socat)", &launcher, cmd, &log).map_err(|e| err("appliance (socat)")(e2s(e)))?;
+    // Listening: a connection to port 443 inside the router namespace is accepted.
+    let t = topology.clone();
+    let ready = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let open = t
+                .router()
+                .run(|| {
+                    let to = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 443));
+                    std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_millis(200)).is_ok()
+                })
+                .unwrap_or(false);
+            if open {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !ready {
+        return Err(BackendError::new(format!("the appliance did not listen on 443 in 10 s: {}", guard.log_tail(10))));
+    }
+    Ok(guard)
 }
 
 /// Waits until the forwarder at `ip` answers the node for `name` (at most 10 s).

@@ -92,6 +92,10 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
         dns_servers.push(ip);
         dns_forwarders.push(EndpointSpec { vnet: subnet.split('/').next().unwrap_or_default().to_string(), ip });
     }
+    // The router hosts the appliance on its port 443: one per world.
+    if b.appliances.len() > 1 {
+        return Err(err("more than one appliance: the host backend's router hosts one".into()));
+    }
     // One view of Azure's resolver serves every forwarder (see `HostWorld`): one VNet.
     if dns_forwarders.iter().any(|f| f.vnet != dns_forwarders[0].vnet) {
         return Err(err("custom DNS servers in more than one VNet: the host backend realises them in one".into()));
@@ -120,6 +124,8 @@ pub struct NodePlacement {
     pub subnet_id: String,
     /// The node's address.
     pub ip: Ipv4Addr,
+    /// The address of the world's TLS-inspecting appliance, if it has one (the router hosts it).
+    pub appliance: Option<Ipv4Addr>,
 }
 
 impl NodePlacement {
@@ -131,7 +137,13 @@ impl NodePlacement {
             .first()
             .ok_or_else(|| LayoutError { baseline: b.name.clone(), reason: "no node pool".into() })?;
         let vnet = pool.subnet.split('/').next().unwrap_or_default();
-        Ok(Self { vnet_id: w.vnet(b, vnet), subnet_id: w.subnet(b, &pool.subnet), ip: node_address(b)?.addr() })
+        let appliance = b.appliances.first().and_then(|a| a.ip.parse().ok());
+        Ok(Self {
+            vnet_id: w.vnet(b, vnet),
+            subnet_id: w.subnet(b, &pool.subnet),
+            ip: node_address(b)?.addr(),
+            appliance,
+        })
     }
 }
 
@@ -192,7 +204,8 @@ pub fn policy(dp: &DataPlane, node: &NodePlacement) -> Policy {
 
 /// The node subnet's routes, as Azure lists them in the NIC's effective routes: system routes
 /// for the VNet's and the peered VNets' address spaces and the default route, and the route
-/// table's user-defined routes (next hop `None` drops, anything else forwards).
+/// table's user-defined routes (next hop `None` drops, the world's inspecting appliance takes
+/// what is sent to it, anything else forwards).
 pub fn routes(dp: &DataPlane, node: &NodePlacement) -> Vec<RouteEntry> {
     let entry = |cidr: &str, fate, origin| parse_net(cidr).ok().map(|prefix| RouteEntry { prefix, fate, origin });
     let mut out = Vec::new();
@@ -204,8 +217,16 @@ pub fn routes(dp: &DataPlane, node: &NodePlacement) -> Vec<RouteEntry> {
     out.extend(entry("0.0.0.0/0", RouteFate::Forward, RouteOrigin::System));
     let subnet = dp.subnet(&node.subnet_id).map(|(_, s)| s.clone()).unwrap_or_default();
     for r in &subnet.routes {
-        let fate =
-            if r.properties.next_hop_type.eq_ignore_ascii_case("None") { RouteFate::Drop } else { RouteFate::Forward };
+        let p = &r.properties;
+        let to_appliance = p.next_hop_type.eq_ignore_ascii_case("VirtualAppliance")
+            && node.appliance.is_some_and(|a| p.next_hop_ip_address.as_deref() == Some(a.to_string().as_str()));
+        let fate = if p.next_hop_type.eq_ignore_ascii_case("None") {
+            RouteFate::Drop
+        } else if to_appliance {
+            RouteFate::Appliance
+        } else {
+            RouteFate::Forward
+        };
         out.extend(entry(&r.properties.address_prefix, fate, RouteOrigin::User));
     }
     out
