@@ -145,10 +145,12 @@ pub fn preflight(options: &HostOptions) -> Result<(), BackendError> {
             "the host backend needs root (network namespaces, containerd, kubelet): run with sudo",
         ));
     }
-    for bin in ["runc", "docker-registry", "nft", "ip", "nsenter", "unshare"] {
+    // dnsmasq (custom DNS forwarders), socat and openssl (appliances) serve some baselines only,
+    // but a catalog run needs them all: say so before anything is built.
+    for bin in ["runc", "docker-registry", "nft", "ip", "nsenter", "unshare", "dnsmasq", "socat", "openssl"] {
         if which(bin).is_none() {
             return Err(BackendError::new(format!(
-                "`{bin}` is not installed: run `bash .ci/run` once, or apt-get install runc docker-registry nftables iproute2 busybox-static containernetworking-plugins"
+                "`{bin}` is not installed: run `bash .ci/run` once, or apt-get install runc docker-registry nftables iproute2 busybox-static containernetworking-plugins dnsmasq-base socat openssl"
             )));
         }
     }
@@ -162,8 +164,14 @@ pub fn preflight(options: &HostOptions) -> Result<(), BackendError> {
     options.components.check().map_err(BackendError::new)
 }
 
+/// `bin` on PATH, else in the system folders a non-login shell may leave off it (dnsmasq lives
+/// in /usr/sbin).
 fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(bin)).find(|f| f.is_file()))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|d| d.join(bin))
+        .find(|f| f.is_file())
 }
 
 /// The host backend. Its scenarios share one control plane, started with the first world and
