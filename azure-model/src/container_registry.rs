@@ -20,6 +20,12 @@ pub struct RegistryProperties {
     /// `Enabled` or `Disabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_network_access: Option<String>,
+    /// Whether layers are served from dedicated data endpoints (`REG.REGION.data.azurecr.io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_endpoint_enabled: Option<bool>,
+    /// The data endpoints' host names, one per region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_endpoint_host_names: Vec<String>,
     /// Firewall rules for public access (Premium).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_rule_set: Option<NetworkRuleSet>,

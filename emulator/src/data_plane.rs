@@ -98,6 +98,9 @@ pub struct RegistryPlane {
     pub anonymous_pull_enabled: bool,
     /// Private endpoints connected to the registry.
     pub private_endpoints: Vec<PrivateEndpointPlane>,
+    /// Its data endpoint hosts (`REG.REGION.data.azurecr.io`) when `dataEndpointEnabled`:
+    /// layer downloads are redirected there.
+    pub data_endpoints: Vec<String>,
 }
 
 impl RegistryPlane {
@@ -365,6 +368,11 @@ fn registries(inv: &Inventory) -> Vec<RegistryPlane> {
                 })
                 .collect();
             RegistryPlane {
+                data_endpoints: if p.data_endpoint_enabled == Some(true) {
+                    p.data_endpoint_host_names.iter().map(|h| h.to_ascii_lowercase()).collect()
+                } else {
+                    Vec::new()
+                },
                 id: r.id.clone(),
                 name: r.name.clone(),
                 login_server: p.login_server.clone().unwrap_or_default().to_ascii_lowercase(),

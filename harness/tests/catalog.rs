@@ -23,7 +23,7 @@ fn real_catalog_is_valid() {
     let cat = real();
     let errors: Vec<String> = cat.diagnostics.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    assert_eq!(cat.entries.len(), 24);
+    assert_eq!(cat.entries.len(), 25);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn selection_by_glob_and_tag() {
         ["vnet-peering-disconnected", "vnet-peering-missing"]
     );
     let timeouts = names(cat.select(&[], &["timeout".into()]).unwrap());
-    assert_eq!(timeouts.len(), 5);
+    assert_eq!(timeouts.len(), 6);
     let err = cat.select(&["privat-dns-missing".into()], &[]).unwrap_err();
     assert!(err.hint.contains("private-dns-missing"), "{err}");
 }

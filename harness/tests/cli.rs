@@ -17,7 +17,7 @@ fn list_as_json_names_every_scenario() {
     let out = pullproof(&["list", "--output", "json"]);
     assert!(out.status.success());
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.len(), 25);
     assert!(rows.iter().any(|r| r["name"] == "private-dns-missing" && r["fault"] == "deleteVnetLink"));
 }
 
@@ -33,7 +33,7 @@ fn validate_passes_on_the_catalog() {
     let out = pullproof(&["validate"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("24 scenario(s) valid, 0 error(s)"));
+    assert!(stdout.contains("25 scenario(s) valid, 0 error(s)"));
 }
 
 #[test]

@@ -779,3 +779,24 @@ async fn routes_to_the_appliance_are_delivered_to_it() {
     assert_eq!(fate_of(&p, "10.2.0.0/24"), [RouteFate::Forward]);
     p.emu.shutdown().await;
 }
+
+/// Dedicated data endpoints: the registry names its data host, the private endpoint holds the
+/// baseline's data address, and the zone answers it, as the node's VNet resolves it.
+#[tokio::test]
+async fn data_endpoints_get_their_address_and_record() {
+    use pullproof::backend::host::realise::{NodePlacement, dns_view, policy, topology_spec};
+    use pullproof_host_net::dns::{RData, rtype};
+    let b = baselines().into_iter().find(|b| b.name == "data-endpoint-registry").expect("baseline");
+    let p = Provisioned::new(b.clone()).await;
+    let dp = p.emu.data_plane();
+    let r = dp.registries.first().expect("the registry");
+    assert_eq!(r.data_endpoints, ["pullproofacr.westeurope.data.azurecr.io"]);
+    let ips: Vec<String> = r.private_endpoints[0].ip_addresses.iter().map(|i| i.to_string()).collect();
+    assert_eq!(ips, ["10.2.0.5", "10.2.0.6"]);
+    let node = NodePlacement::of(&b, &p.world).unwrap();
+    let (_, answers) = dns_view(&dp, &node).resolve("pullproofacr.westeurope.data.azurecr.io", rtype::A);
+    assert!(answers.iter().any(|(_, d)| matches!(d, RData::A(ip) if ip.to_string() == "10.2.0.6")), "{answers:?}");
+    assert!(policy(&dp, &node).allowed.iter().any(|f| f.dst.addr().to_string() == "10.2.0.6"));
+    assert!(topology_spec(&b).unwrap().endpoints.iter().any(|e| e.ip.to_string() == "10.2.0.6"));
+    p.emu.shutdown().await;
+}

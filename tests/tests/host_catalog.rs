@@ -57,7 +57,7 @@ fn host_catalog_passes_on_the_host_backend() {
     ));
     let table = summary_table(&record);
     eprintln!("{table}");
-    assert_eq!(record.scenarios.len(), 24);
+    assert_eq!(record.scenarios.len(), 25);
     for s in &record.scenarios {
         assert_eq!(s.status, Status::Passed, "{}: {}\n{table}", s.scenario, s.reason);
     }

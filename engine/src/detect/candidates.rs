@@ -15,7 +15,7 @@
 //! | `ACR_PULL_ROLE_MISSING`, `IMAGE_NOT_FOUND` | 5 | the first two causes of Microsoft's "Fail to pull images from Azure Container Registry to AKS" article; the most frequent known causes in `fixtures/explain/corpus.json` |
 //! | `PLATFORM_MISMATCH`, `PULL_SECRET_MISSING` | 4 | frequent in the corpus (platform: 5 threads; a missing `imagePullSecrets` is the usual answer to a bare `authentication required` outside AKS's kubelet identity) |
 //! | `SP_SECRET_EXPIRED`, `ACR_FIREWALL_DENIES_EGRESS`, `PRIVATE_DNS_ZONE_NOT_LINKED`, `NSG_BLOCKS_REGISTRY` | 3 | each has its own section in Microsoft's AKS and ACR troubleshooting articles, and threads in the corpus |
-//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `CUSTOM_DNS_NOT_FORWARDING`, `TLS_INTERCEPTED`, `TLS_HANDSHAKE_TIMEOUT`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
+//! | `KUBELET_IDENTITY_NOT_ON_VMSS`, `CREDENTIAL_PROVIDER_MISCONFIGURED`, `CUSTOM_DNS_NOT_FORWARDING`, `TLS_INTERCEPTED`, `TLS_HANDSHAKE_TIMEOUT`, `DATA_ENDPOINT_BLOCKED`, `ACR_ROLE_ON_STALE_PRINCIPAL`, `LOGIN_SERVER_TYPO`, `PULL_SECRET_INVALID_SP`, `PULL_SECRET_STALE_ADMIN`, `PULL_SECRET_REGISTRY_MISMATCH`, `VNET_PEERING_MISSING`, `VNET_PEERING_DISCONNECTED`, `ROUTE_BLACKHOLE`, `PRIVATE_ENDPOINT_NOT_APPROVED` | 2 | named by Microsoft's articles or seen in threads, but rarer |
 //! | `ACR_ABAC_ROLE_MISSING` | 1 | a registry mode introduced in 2025; few clusters use it yet |
 //!
 //! `engine/tests/explain_corpus.rs` holds the ranking to the corpus: real messages from public
@@ -51,6 +51,7 @@ pub fn prior(code: FindingCode) -> u8 {
         | CustomDnsNotForwarding
         | TlsIntercepted
         | TlsHandshakeTimeout
+        | DataEndpointBlocked
         | AcrRoleOnStalePrincipal
         | LoginServerTypo
         | PullSecretInvalidSp
@@ -198,6 +199,11 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             if blob {
                 let host = data_host.as_deref().unwrap_or("the registry's storage or data endpoint");
                 v.push(c(
+                    DataEndpointBlocked,
+                    8,
+                    &format!("the manifest resolved and the download from {host} was refused: the registry's data endpoints (dataEndpointEnabled), their firewall and private DNS records"),
+                ));
+                v.push(c(
                     NsgBlocksRegistry,
                     3,
                     &format!("the manifest resolved and the download from {host} was refused: the rules for that host"),
@@ -216,6 +222,13 @@ pub fn candidates(symptom: &Symptom) -> Vec<Candidate> {
             // The manifest resolved; the blob download went elsewhere and was dropped.
             let host = data_host.as_deref().unwrap_or("the registry's storage or data endpoint");
             vec![
+                c(
+                    DataEndpointBlocked,
+                    9,
+                    &format!(
+                        "the registry's data endpoints (dataEndpointEnabled) and the path to {host}: NSG rules, routes and its private DNS record"
+                    ),
+                ),
                 c(
                     NsgBlocksRegistry,
                     8,

@@ -94,6 +94,37 @@ fn endpoint_ips(inv: &Inventory, registry: &Registry, pe: &Endpoint) -> Vec<IpAd
     ips
 }
 
+/// The addresses of `registry`'s data endpoints on `pe`, with their host names: its
+/// `customDnsConfigs` for `REG.REGION.data.azurecr.io`, else the zone's `REG.REGION.data` records.
+fn data_endpoint_ips(inv: &Inventory, registry: &Registry, pe: &Endpoint) -> Vec<(IpAddr, String)> {
+    let name = registry.name.to_ascii_lowercase();
+    let mut out: Vec<(IpAddr, String)> = pe
+        .properties
+        .custom_dns_configs
+        .iter()
+        .filter(|c| c.fqdn.to_ascii_lowercase().starts_with(&format!("{name}.")) && c.fqdn.contains(".data."))
+        .flat_map(|c| {
+            c.ip_addresses.iter().filter_map(|ip| ip.parse().ok()).map(|ip| (ip, c.fqdn.to_ascii_lowercase()))
+        })
+        .collect();
+    if out.is_empty() {
+        for rs in &inv.a_record_sets {
+            let rname = rs.name.to_ascii_lowercase();
+            if rname.starts_with(&format!("{name}.")) && rname.ends_with(".data") {
+                let host = format!("{rname}.azurecr.io");
+                out.extend(
+                    rs.properties
+                        .a_records
+                        .iter()
+                        .filter_map(|a| a.ipv4_address.parse().ok())
+                        .map(|ip| (ip, host.clone())),
+                );
+            }
+        }
+    }
+    out
+}
+
 fn vnet_of(id: &str) -> Option<String> {
     Inventory::vnet_of_subnet(id).map(str::to_string)
 }
@@ -555,7 +586,8 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             }
         }
         if let Some((_, rule)) = blocked.first() {
-            nsg_finding(out, f, registry, nsg, rule, outbound, src, &blocked, port, subnet, &from);
+            let data = target.as_ref().map(|(pe, _)| data_endpoint_ips(inv, registry, pe)).unwrap_or_default();
+            nsg_finding(out, f, registry, nsg, rule, outbound, src, &blocked, port, subnet, &from, &data);
         }
     }
 
@@ -941,24 +973,47 @@ fn nsg_finding(
     port: u16,
     subnet: &str,
     from: &str,
+    data: &[(IpAddr, String)],
 ) {
     let r = &rule.properties;
     let rule_id = rule.id.clone().unwrap_or_else(|| format!("{}/securityRules/{}", nsg.id, rule.name));
     let direction = if outbound { "Outbound" } else { "Inbound" };
     let dests: Vec<String> = blocked.iter().map(|(ip, _)| ip.to_string()).collect();
-    let mut d = Draft::new(
-        FindingCode::NsgBlocksRegistry,
-        Confidence::High,
-        f,
-        format!(
-            "Rule {} (priority {}) of network security group {} denies the nodes' traffic to registry {} at {}.",
-            rule.name,
-            r.priority,
-            nsg.name,
-            registry.name,
-            dests.iter().map(|d| format!("{d}:{port}")).collect::<Vec<_>>().join(" and ")
+    let at = dests.iter().map(|d| format!("{d}:{port}")).collect::<Vec<_>>().join(" and ");
+    // Only the data endpoint is cut off: manifests come through, layers do not.
+    let data_only: Vec<&(IpAddr, String)> =
+        data.iter().filter(|(ip, _)| blocked.iter().any(|(b, _)| b == ip)).collect();
+    let data_only = (data_only.len() == blocked.len()).then_some(data_only);
+    let (code, summary) = match &data_only {
+        Some(hosts) => (
+            FindingCode::DataEndpointBlocked,
+            format!(
+                "Rule {} (priority {}) of network security group {} denies the nodes' traffic to the data endpoint {} of registry {} at {at}: manifests resolve, layer downloads (redirected there) time out.",
+                rule.name,
+                r.priority,
+                nsg.name,
+                hosts.iter().map(|(_, h)| h.as_str()).collect::<Vec<_>>().join(", "),
+                registry.name
+            ),
         ),
-    )
+        None => (
+            FindingCode::NsgBlocksRegistry,
+            format!(
+                "Rule {} (priority {}) of network security group {} denies the nodes' traffic to registry {} at {at}.",
+                rule.name, r.priority, nsg.name, registry.name
+            ),
+        ),
+    };
+    let mut d = Draft::new(code, Confidence::High, f, summary);
+    if let Some(hosts) = &data_only {
+        for (ip, host) in hosts {
+            d = d.line(format!(
+                "registry {} serves layers from its data endpoint {host} ({ip} on its private endpoint): the manifest resolved, the layer download went there",
+                registry.name
+            ));
+        }
+    }
+    d = d
     .blame(Blame::new("SecurityRule", rule_id.clone()).note(format!("{direction} Deny, priority {}", r.priority)))
     .line(format!("{} subnet {subnet} has NSG {}", if outbound { "node" } else { "private endpoint" }, nsg.name))
     .line(format!(

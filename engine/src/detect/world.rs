@@ -1191,6 +1191,7 @@ pub(crate) fn scenarios() -> Vec<World> {
         vnet_peering_disconnected(),
         private_endpoint_not_approved(),
         nsg_blocks_registry(),
+        data_endpoint_blocked(),
         route_table_blackhole(),
         tls_intercepted(),
         tls_handshake_timeout(),
@@ -1438,6 +1439,31 @@ fn nsg_blocks_registry() -> World {
     }}));
     w.break_rollout("web", None, |rt, img| rt.request(img, &format!("dial tcp {PE_IP}:443: i/o timeout")));
     w.expected = vec!["NSG_BLOCKS_REGISTRY"];
+    w
+}
+
+/// A rule meant to keep the nodes to the registry's own address also denies its data endpoint's:
+/// the manifest resolves, the layer download (redirected to the data endpoint) times out.
+fn data_endpoint_blocked() -> World {
+    let mut w = World::private_baseline("data-endpoint-blocked", K131);
+    w.resource(&registry_id())["properties"]["dataEndpointEnabled"] = json!(true);
+    let rules = w.resource(&nsg_id())["properties"]["securityRules"].as_array_mut().expect("rules");
+    rules.push(json!({"name": "deny-endpoints-but-registry", "id": format!("{}/securityRules/deny-endpoints-but-registry", nsg_id()), "properties": {
+        "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "443",
+        "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": PE_DATA_IP,
+        "access": "Deny", "priority": 220, "direction": "Outbound", "provisioningState": "Succeeded",
+        "description": "only the registry's address"
+    }}));
+    w.break_rollout("web", None, |rt, img| {
+        let (_, repo, _) = parts(img);
+        rt.wrap(
+            "DeadlineExceeded",
+            format!(
+                "failed to pull and unpack image \"{img}\": failed to copy: httpReadSeeker: failed open: failed to do request: Get \"https://{REGISTRY}.{LOCATION}.data.azurecr.io/v2/{repo}/blobs/sha256:9c2b3a1f0d8e7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b?se=2025-06-03T10%3A15%3A00Z&sig=Q2hhbmdlZA%3D%3D\": dial tcp {PE_DATA_IP}:443: i/o timeout"
+            ),
+        )
+    });
+    w.expected = vec!["DATA_ENDPOINT_BLOCKED"];
     w
 }
 

@@ -51,6 +51,9 @@ pub enum FindingCode {
     PrivateEndpointNotApproved,
     /// An NSG rule drops the node's traffic to the registry.
     NsgBlocksRegistry,
+    /// Layer downloads, redirected to the registry's dedicated data endpoint, cannot reach it
+    /// (an NSG rule, or its private DNS record is missing), though the manifest resolved.
+    DataEndpointBlocked,
     /// A route sends traffic to the registry nowhere (`nextHopType: None`).
     RouteBlackhole,
     /// A route sends registry traffic through an appliance that intercepts TLS with a
@@ -96,6 +99,7 @@ impl FindingCode {
         Self::VnetPeeringDisconnected,
         Self::PrivateEndpointNotApproved,
         Self::NsgBlocksRegistry,
+        Self::DataEndpointBlocked,
         Self::RouteBlackhole,
         Self::TlsIntercepted,
         Self::TlsHandshakeTimeout,
@@ -124,6 +128,7 @@ impl FindingCode {
             Self::VnetPeeringDisconnected => "VNET_PEERING_DISCONNECTED",
             Self::PrivateEndpointNotApproved => "PRIVATE_ENDPOINT_NOT_APPROVED",
             Self::NsgBlocksRegistry => "NSG_BLOCKS_REGISTRY",
+            Self::DataEndpointBlocked => "DATA_ENDPOINT_BLOCKED",
             Self::RouteBlackhole => "ROUTE_BLACKHOLE",
             Self::TlsIntercepted => "TLS_INTERCEPTED",
             Self::TlsHandshakeTimeout => "TLS_HANDSHAKE_TIMEOUT",
@@ -164,6 +169,9 @@ impl FindingCode {
                 "the registry has not approved its private endpoint's connection (Pending or Rejected)"
             }
             Self::NsgBlocksRegistry => "a network security group rule blocks traffic to the registry",
+            Self::DataEndpointBlocked => {
+                "layer downloads cannot reach the registry's data endpoint, though the manifest resolved"
+            }
             Self::RouteBlackhole => "a route table sends registry traffic nowhere",
             Self::TlsIntercepted => {
                 "a route sends registry traffic through an appliance that intercepts TLS with a certificate the nodes do not trust"
@@ -224,7 +232,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
         }
-        assert_eq!(FindingCode::ALL.len(), 23);
+        assert_eq!(FindingCode::ALL.len(), 24);
     }
 
     #[test]

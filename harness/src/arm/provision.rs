@@ -140,6 +140,19 @@ pub fn provision(b: &Baseline, world: &World) -> Vec<Request> {
                 json!({ "properties": { "ttl": 10, "aRecords": [{ "ipv4Address": pe.ip }] } }),
                 "A record of the registry's private endpoint",
             ));
+            if let Some(data_ip) = &pe.data_ip {
+                out.push(Request::put(
+                    format!(
+                        "{}/A/{}.{}.data",
+                        world.zone(b, &zone.name),
+                        b.registry.name.to_ascii_lowercase(),
+                        b.location
+                    ),
+                    v::PRIVATE_DNS,
+                    json!({ "properties": { "ttl": 10, "aRecords": [{ "ipv4Address": data_ip }] } }),
+                    "A record of the registry's data endpoint on the private endpoint",
+                ));
+            }
         }
     }
     out.extend(cluster(b, world));
@@ -175,6 +188,15 @@ pub fn private_endpoint(b: &Baseline, world: &World, manual_request: Option<&str
             }]
         }
     });
+    if let Some(data_ip) = &pe.data_ip {
+        let member = format!("registry_data_{}", b.location);
+        body["properties"]["ipConfigurations"].as_array_mut().into_iter().for_each(|a| {
+            a.push(json!({
+                "name": member,
+                "properties": { "groupId": "registry", "memberName": member, "privateIPAddress": data_ip }
+            }))
+        });
+    }
     body["properties"][list] = json!([connection]);
     Some(Request::put(
         pe_id,
@@ -259,6 +281,7 @@ fn registry(b: &Baseline, world: &World) -> Request {
     let r = &b.registry;
     let mut props = json!({
         "adminUserEnabled": r.admin_user_enabled,
+        "dataEndpointEnabled": r.data_endpoint_enabled,
         "publicNetworkAccess": if r.public_network_access { "Enabled" } else { "Disabled" },
         "roleAssignmentMode": r.role_assignment_mode,
         "networkRuleBypassOptions": "AzureServices",

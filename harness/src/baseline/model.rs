@@ -141,6 +141,10 @@ pub struct Registry {
     /// A private endpoint, if the registry has one.
     #[serde(default)]
     pub private_endpoint: Option<PrivateEndpoint>,
+    /// Dedicated data endpoints (`REG.REGION.data.azurecr.io`, Premium): the registry answers
+    /// layer downloads with a redirect there.
+    #[serde(default)]
+    pub data_endpoint_enabled: bool,
     /// Images to push.
     pub repositories: Vec<Repository>,
 }
@@ -177,6 +181,10 @@ pub struct PrivateEndpoint {
     pub subnet: String,
     /// Its private address.
     pub ip: String,
+    /// The address of the registry's data endpoint on it (its `registry_data_REGION` member),
+    /// when the registry has dedicated data endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_ip: Option<String>,
 }
 
 /// An image to push.

@@ -31,7 +31,13 @@ pub enum Endpoint {
     Private,
     /// The public endpoint: `publicNetworkAccess` and `networkRuleSet` apply.
     Public,
+    /// The registry's data endpoint on a private endpoint (`REG.REGION.data.azurecr.io`): it
+    /// serves only layer downloads the registry redirected there, by their signature.
+    Data,
 }
+
+/// How long a redirect to the data endpoint stays valid (ACR's signed URLs last minutes).
+const DATA_REDIRECT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Shared state of the front.
 struct Shared {
@@ -40,6 +46,11 @@ struct Shared {
     emulator_base: String,
     emulator: reqwest::Client,
     registry_socket: PathBuf,
+    /// Redirects handed out to the data endpoint: signature -> the credentials the client
+    /// presented to the registry, and when the signature expires. The signature is random and
+    /// stands in for them (as ACR's signed URLs do); credentials never go into the URL.
+    redirects:
+        std::sync::Mutex<std::collections::HashMap<String, (Option<hyper::header::HeaderValue>, std::time::Instant)>>,
 }
 
 type Body = Full<Bytes>;
@@ -82,6 +93,7 @@ impl Front {
             emulator_base: emulator_base.trim_end_matches('/').to_string(),
             emulator,
             registry_socket,
+            redirects: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let acceptor = TlsAcceptor::from(tls);
         let mut tasks = Vec::new();
@@ -188,6 +200,30 @@ async fn handle_registry(shared: &Shared, kind: Endpoint, peer: SocketAddr, req:
         let prefix = format!("/acr/{}", shared.login_server);
         return forward(&shared.emulator, &shared.emulator_base, &prefix, peer.ip(), req).await;
     }
+    if kind == Endpoint::Data {
+        return from_data_endpoint(shared, req).await;
+    }
+    // Layer downloads of a registry with dedicated data endpoints are redirected there, as ACR
+    // does: a 307 to `https://REG.REGION.data.azurecr.io/...` with a signature.
+    let data_host =
+        shared.dataplane.borrow().registry(&shared.login_server).and_then(|r| r.data_endpoints.first().cloned());
+    if let Some(host) = data_host
+        && req.method() == hyper::Method::GET
+        && is_blob_path(&path)
+    {
+        let sig = signature();
+        let auth = req.headers().get(hyper::header::AUTHORIZATION).cloned();
+        if let Ok(mut r) = shared.redirects.lock() {
+            let now = std::time::Instant::now();
+            r.retain(|_, (_, until)| *until > now);
+            r.insert(sig.clone(), (auth, now + DATA_REDIRECT_TTL));
+        }
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(hyper::header::LOCATION, format!("https://{host}{path}?sig={sig}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+    }
     if kind == Endpoint::Public {
         let dp = shared.dataplane.borrow().clone();
         let allowed = dp.registry(&shared.login_server).is_some_and(|r| r.public_endpoint_allows(peer.ip()));
@@ -200,6 +236,53 @@ async fn handle_registry(shared: &Shared, kind: Endpoint, peer: SocketAddr, req:
         }
     }
     match to_registry(&shared.registry_socket, req).await {
+        Ok(r) => r,
+        Err(e) => text(StatusCode::BAD_GATEWAY, "text/plain", format!("registry unavailable: {e}")),
+    }
+}
+
+/// `/v2/NAME/blobs/DIGEST` (a layer or config download; uploads are `/blobs/uploads/`).
+fn is_blob_path(path: &str) -> bool {
+    path.strip_prefix("/v2/")
+        .and_then(|rest| rest.rsplit_once("/blobs/"))
+        .is_some_and(|(name, digest)| !name.is_empty() && digest.starts_with("sha256:") && !digest.contains('/'))
+}
+
+/// 128 random bits, hex.
+fn signature() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A download at the data endpoint: served from the registry with the credentials the
+/// redirect's signature stands for; anything else is refused as Azure storage refuses it.
+async fn from_data_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let sig = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sig=")))
+        .unwrap_or_default()
+        .to_string();
+    let granted = shared
+        .redirects
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&sig).filter(|(_, until)| *until > std::time::Instant::now()).map(|(a, _)| a.clone()));
+    let (Some(auth), true) = (granted, req.method() == hyper::Method::GET && is_blob_path(req.uri().path())) else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.</Message></Error>".into(),
+        );
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.uri = parts.uri.path().parse().unwrap_or_default();
+    if let Some(a) = auth {
+        parts.headers.insert(hyper::header::AUTHORIZATION, a);
+    }
+    match to_registry(&shared.registry_socket, Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => text(StatusCode::BAD_GATEWAY, "text/plain", format!("registry unavailable: {e}")),
     }
@@ -255,5 +338,22 @@ async fn forward(
             out.body(Full::new(bytes)).unwrap_or_default()
         }
         Err(e) => text(StatusCode::BAD_GATEWAY, "text/plain", format!("emulator unavailable: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blob_path;
+
+    #[test]
+    fn only_blob_downloads_are_redirected() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert!(is_blob_path(&format!("/v2/app/blobs/{digest}")));
+        assert!(is_blob_path(&format!("/v2/team/app/blobs/{digest}")));
+        assert!(!is_blob_path("/v2/app/blobs/uploads/"));
+        assert!(!is_blob_path(&format!("/v2/app/blobs/uploads/{digest}")));
+        assert!(!is_blob_path("/v2/app/manifests/v1"));
+        assert!(!is_blob_path(&format!("/v2//blobs/{digest}")));
+        assert!(!is_blob_path("/oauth2/token"));
     }
 }

@@ -524,7 +524,15 @@ impl HostWorld {
         // The registry's endpoints and IMDS, inside the namespaces.
         let cert = self
             .emulator()
-            .issue_server_cert(&[login.clone(), login.replacen(".azurecr.", ".privatelink.azurecr.", 1)])
+            .issue_server_cert(&{
+                let mut names = vec![login.clone(), login.replacen(".azurecr.", ".privatelink.azurecr.", 1)];
+                if b.registry.data_endpoint_enabled {
+                    let data = format!("{}.{}.data.azurecr.io", b.registry.name.to_ascii_lowercase(), b.location);
+                    names.push(data.replacen(".azurecr.", ".privatelink.azurecr.", 1));
+                    names.push(data);
+                }
+                names
+            })
             .map_err(|e| err("registry certificate")(e2s(e)))?;
         let tls = server_tls(&cert.cert_der, &cert.key_der).map_err(err("registry TLS"))?;
         let mut listeners = Vec::new();
@@ -537,6 +545,16 @@ impl HostWorld {
                     .map_err(|e| err("endpoint listener")(e2s(e)))?,
                 Endpoint::Private,
             ));
+            if let Some(data_ip) = &pe.data_ip {
+                let ip: IpAddr = data_ip.parse().map_err(|_| BackendError::new("data endpoint IP"))?;
+                listeners.push((
+                    topology
+                        .registry()
+                        .bind_tcp(SocketAddr::new(ip, realise::HTTPS))
+                        .map_err(|e| err("data endpoint listener")(e2s(e)))?,
+                    Endpoint::Data,
+                ));
+            }
         }
         listeners.push((
             topology
@@ -842,6 +860,13 @@ impl HostWorld {
     async fn fresh_pull(&mut self) -> Result<(), BackendError> {
         if let Some(n) = &mut self.node {
             n.restart_kubelet().await?;
+            // With dedicated data endpoints, only layer downloads touch the data endpoint, and a
+            // node that holds the layers downloads none: the next pull is a new node's (the
+            // image forgotten; containers that run keep their snapshots).
+            if self.baseline.registry.data_endpoint_enabled {
+                let image = self.baseline.workload.image_for(&self.baseline.registry);
+                n.containerd.cri().remove_image(&image).await.map_err(|e| err("forgetting the image")(e2s(e)))?;
+            }
         }
         self.scenario()?.rollout_restart().await
     }

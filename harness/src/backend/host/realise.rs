@@ -81,6 +81,12 @@ pub fn topology_spec(b: &Baseline) -> Result<TopologySpec, LayoutError> {
             let ip = pe.ip.parse().map_err(|_| err(format!("private endpoint IP `{}` is not IPv4", pe.ip)))?;
             Ok(EndpointSpec { vnet: pe.subnet.split('/').next().unwrap_or_default().to_string(), ip })
         })
+        .chain(b.registry.private_endpoint.iter().filter_map(|pe| pe.data_ip.as_ref().map(|d| (pe, d))).map(
+            |(pe, d)| {
+                let ip = d.parse().map_err(|_| err(format!("data endpoint IP `{d}` is not IPv4")))?;
+                Ok(EndpointSpec { vnet: pe.subnet.split('/').next().unwrap_or_default().to_string(), ip })
+            },
+        ))
         .collect::<Result<Vec<_>, LayoutError>>()?;
     // The node VNet's custom DNS servers: forwarder VMs in the subnets holding them.
     let custom = b.vnet(&node_vnet).map(|v| v.dns_servers.clone()).unwrap_or_default();
@@ -244,6 +250,15 @@ pub fn dns_view(dp: &DataPlane, node: &NodePlacement) -> DnsView {
 pub fn dns_view_of(dp: &DataPlane, vnet_id: &str) -> DnsView {
     let mut view = DnsView::new();
     for r in &dp.registries {
+        // The data endpoints, as the zone (or the public side) answers them.
+        for host in &r.data_endpoints {
+            let alias = host.replacen(".azurecr.", ".privatelink.azurecr.", 1);
+            view = match dp.resolve(vnet_id, host) {
+                Resolution::Private(ips) => view.with_cname(host, &alias).with_a(&alias, ips),
+                Resolution::NxDomain { .. } => view.with_cname(host, &alias),
+                Resolution::Public => view.with_cname(host, &alias).with_a(&alias, [PUBLIC_REGISTRY_IP]),
+            };
+        }
         let login = r.login_server.to_ascii_lowercase();
         match dp.resolve(vnet_id, &login) {
             Resolution::Private(ips) => {
