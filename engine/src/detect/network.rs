@@ -628,19 +628,15 @@ fn path(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
                         next_hop_type: if public { "Internet".into() } else { "VnetLocal".into() },
                     })
                 } else {
-                    d.action(Action::Manual {
-                        change: Some(Change::delete(route_id.clone())),
-                        description: format!(
+                    d.action(delete_route(
+                        table,
+                        route,
+                        &route_id,
+                        format!(
                             "route {} blackholes {}: remove it so the peering's system route applies, or point it at the hub's firewall (VirtualAppliance)",
                             route.name, route.properties.address_prefix
                         ),
-                        commands: vec![format!(
-                            "az network route-table route delete -g {} --route-table-name {} -n {}",
-                            super::support::resource_group_of(&table.id).unwrap_or_default(),
-                            table.name,
-                            route.name
-                        )],
-                    })
+                    ))
                 };
                 out.add(&route_id, f, d);
                 break;
@@ -719,21 +715,36 @@ fn tls(out: &mut Findings, ctx: &Context<'_>, f: &PullFailure) {
             p.address_prefix
         ))
         .line(did.to_string())
-        .action(Action::Manual {
-            change: Some(Change::delete(route_id.clone())),
-            description: format!(
+        .action(delete_route(
+            table,
+            route,
+            &route_id,
+            format!(
                 "let registry traffic past the appliance at {hop}: exempt *.azurecr.io and *.data.azurecr.io from its TLS inspection, or remove route {} so the peering's system route applies (AKS does not trust an inspection CA by default)",
                 route.name
             ),
-            commands: vec![format!(
-                "az network route-table route delete -g {} --route-table-name {} -n {}",
-                super::support::resource_group_of(&table.id).unwrap_or_default(),
-                table.name,
-                route.name
-            )],
-        });
+        ));
         out.add(&route_id, f, d);
         return;
+    }
+}
+
+/// A manual step deleting `route` of `table` (typed as its deletion; pulldoctor never deletes).
+fn delete_route(
+    table: &Resource<azure_model::network::RouteTableProperties>,
+    route: &Child<azure_model::network::RouteProperties>,
+    route_id: &str,
+    description: String,
+) -> Action {
+    Action::Manual {
+        change: Some(Change::delete(route_id.to_string())),
+        description,
+        commands: vec![format!(
+            "az network route-table route delete -g {} --route-table-name {} -n {}",
+            super::support::resource_group_of(&table.id).unwrap_or_default(),
+            table.name,
+            route.name
+        )],
     }
 }
 

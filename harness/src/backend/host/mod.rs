@@ -536,25 +536,17 @@ impl HostWorld {
             .map_err(|e| err("registry certificate")(e2s(e)))?;
         let tls = server_tls(&cert.cert_der, &cert.key_der).map_err(err("registry TLS"))?;
         let mut listeners = Vec::new();
-        for pe in b.registry.private_endpoint.iter() {
-            let ip: IpAddr = pe.ip.parse().map_err(|_| BackendError::new("private endpoint IP"))?;
-            listeners.push((
-                topology
-                    .registry()
-                    .bind_tcp(SocketAddr::new(ip, realise::HTTPS))
-                    .map_err(|e| err("endpoint listener")(e2s(e)))?,
-                Endpoint::Private,
-            ));
-            if let Some(data_ip) = &pe.data_ip {
-                let ip: IpAddr = data_ip.parse().map_err(|_| BackendError::new("data endpoint IP"))?;
-                listeners.push((
-                    topology
-                        .registry()
-                        .bind_tcp(SocketAddr::new(ip, realise::HTTPS))
-                        .map_err(|e| err("data endpoint listener")(e2s(e)))?,
-                    Endpoint::Data,
-                ));
-            }
+        // The private endpoint's addresses: the registry's, and its data endpoint's.
+        let private = b.registry.private_endpoint.iter().flat_map(|pe| {
+            std::iter::once((&pe.ip, Endpoint::Private)).chain(pe.data_ip.iter().map(|d| (d, Endpoint::Data)))
+        });
+        for (ip, kind) in private {
+            let ip: IpAddr = ip.parse().map_err(|_| BackendError::new(format!("private endpoint address `{ip}`")))?;
+            let listener = topology
+                .registry()
+                .bind_tcp(SocketAddr::new(ip, realise::HTTPS))
+                .map_err(|e| err("endpoint listener")(e2s(e)))?;
+            listeners.push((listener, kind));
         }
         listeners.push((
             topology
