@@ -49,8 +49,21 @@ struct Shared {
     /// Redirects handed out to the data endpoint: signature -> the credentials the client
     /// presented to the registry, and when the signature expires. The signature is random and
     /// stands in for them (as ACR's signed URLs do); credentials never go into the URL.
-    redirects:
-        std::sync::Mutex<std::collections::HashMap<String, (Option<hyper::header::HeaderValue>, std::time::Instant)>>,
+    redirects: std::sync::Mutex<Redirects>,
+}
+
+/// Signature -> the credentials it stands for, and when it expires.
+type Redirects = std::collections::HashMap<String, (Option<hyper::header::HeaderValue>, std::time::Instant)>;
+
+/// The credentials a data-endpoint request's `sig` stands for: `None` when the query carries no
+/// signature, an unknown one, or one that expired.
+fn redeem(
+    redirects: &Redirects,
+    query: Option<&str>,
+    now: std::time::Instant,
+) -> Option<Option<hyper::header::HeaderValue>> {
+    let sig = query?.split('&').find_map(|kv| kv.strip_prefix("sig="))?;
+    redirects.get(sig).filter(|(_, until)| *until > now).map(|(auth, _)| auth.clone())
 }
 
 type Body = Full<Bytes>;
@@ -259,17 +272,7 @@ fn signature() -> String {
 /// A download at the data endpoint: served from the registry with the credentials the
 /// redirect's signature stands for; anything else is refused as Azure storage refuses it.
 async fn from_data_endpoint(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let sig = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sig=")))
-        .unwrap_or_default()
-        .to_string();
-    let granted = shared
-        .redirects
-        .lock()
-        .ok()
-        .and_then(|r| r.get(&sig).filter(|(_, until)| *until > std::time::Instant::now()).map(|(a, _)| a.clone()));
+    let granted = shared.redirects.lock().ok().and_then(|r| redeem(&r, req.uri().query(), std::time::Instant::now()));
     let (Some(auth), true) = (granted, req.method() == hyper::Method::GET && is_blob_path(req.uri().path())) else {
         return text(
             StatusCode::FORBIDDEN,
@@ -343,7 +346,22 @@ async fn forward(
 
 #[cfg(test)]
 mod tests {
-    use super::is_blob_path;
+    use super::{Redirects, is_blob_path, redeem};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_data_endpoint_download_needs_a_live_signature() {
+        let now = Instant::now();
+        let auth = hyper::header::HeaderValue::from_static("Bearer t");
+        let mut r = Redirects::new();
+        r.insert("live".into(), (Some(auth.clone()), now + Duration::from_secs(60)));
+        r.insert("old".into(), (Some(auth.clone()), now - Duration::from_secs(1)));
+        assert_eq!(redeem(&r, Some("sig=live"), now), Some(Some(auth)));
+        assert_eq!(redeem(&r, Some("a=b&sig=old"), now), None, "expired");
+        assert_eq!(redeem(&r, Some("sig=forged"), now), None, "unknown");
+        assert_eq!(redeem(&r, Some("a=b"), now), None, "unsigned");
+        assert_eq!(redeem(&r, None, now), None, "no query");
+    }
 
     #[test]
     fn only_blob_downloads_are_redirected() {
