@@ -339,31 +339,20 @@ async fn registry_defaults_credentials_and_private_endpoint() {
     );
 
     // A manual connection request waits for the registry's owner, and carries no traffic.
-    let (status, endpoint) = w
-        .put(
-            &pe,
-            NETWORK,
-            json!({"location": "westeurope", "properties": {
+    let manual = |connection: serde_json::Value| {
+        let mut props = json!({"privateLinkServiceId": acr, "groupIds": ["registry"]});
+        props.as_object_mut().unwrap().extend(connection.as_object().unwrap().clone());
+        json!({"location": "westeurope", "properties": {
             "subnet": {"id": format!("{vnet}/subnets/pe")},
-            "manualPrivateLinkServiceConnections": [{"name": "acr", "properties": {
-                "privateLinkServiceId": acr, "groupIds": ["registry"], "requestMessage": "for the cluster"}}]}}),
-        )
-        .await;
+            "manualPrivateLinkServiceConnections": [{"name": "acr", "properties": props}]}})
+    };
+    let (status, endpoint) = w.put(&pe, NETWORK, manual(json!({"requestMessage": "for the cluster"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{endpoint}");
     let state = &endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"];
     assert_eq!((state["status"].as_str(), state["description"].as_str()), (Some("Pending"), Some("for the cluster")));
     // The endpoint's owner cannot approve its own request: the state in its PUT is ignored.
-    let (status, endpoint) = w
-        .put(
-            &pe,
-            NETWORK,
-            json!({"location": "westeurope", "properties": {
-            "subnet": {"id": format!("{vnet}/subnets/pe")},
-            "manualPrivateLinkServiceConnections": [{"name": "acr", "properties": {
-                "privateLinkServiceId": acr, "groupIds": ["registry"],
-                "privateLinkServiceConnectionState": {"status": "Approved"}}}]}}),
-        )
-        .await;
+    let approved = json!({"privateLinkServiceConnectionState": {"status": "Approved"}});
+    let (status, endpoint) = w.put(&pe, NETWORK, manual(approved)).await;
     assert_eq!(status, StatusCode::OK, "{endpoint}");
     let state = &endpoint["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"];
     assert_eq!(state["status"], "Pending");
